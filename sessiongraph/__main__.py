@@ -1,0 +1,5 @@
+"""`python -m sessiongraph` is the `sessiongraph` command."""
+
+from .cli import main
+
+main()

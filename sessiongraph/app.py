@@ -1,0 +1,228 @@
+"""The Starlette application: `/graphql`, `/healthz`, `/readyz`, and the upstream lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from cross_web import HTTPException
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.schema import BaseSchema
+
+from .config import Settings
+from .loaders import Loaders
+from .providers import Providers, UpstreamStatus, build_providers
+from .schema.build import build_schema
+from .schema.context import Context
+
+__all__ = ["create_app", "create_served_app"]
+
+_HTTP_ERROR_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+def graphql_error_response(status: int, message: str, code: str) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+class GraphQLView(GraphQL[Context, None]):
+    """strawberry's ASGI view with our context, orjson, and GraphQL-shaped HTTP errors."""
+
+    def __init__(self, schema: BaseSchema, settings: Settings, providers: Providers) -> None:
+        super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None)
+        self.settings = settings
+        self.providers = providers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as exc:
+            code = _HTTP_ERROR_CODES.get(exc.status_code, "BAD_REQUEST")
+            response = graphql_error_response(exc.status_code, exc.reason, code)
+        await response(scope, receive, send)
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        return Context(
+            settings=self.settings,
+            providers=self.providers,
+            loaders=Loaders(self.providers, batching=self.settings.dataloader_batching),
+            request=request,
+            response=response,
+        )
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+class BodySizeLimit:
+    """Refuses request bodies over `max_bytes` with 413 before they are buffered."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", ())).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = graphql_error_response(
+            413, f"Request body exceeds {self.max_bytes} bytes", "REQUEST_TOO_LARGE"
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class Readiness:
+    """Answers `/readyz` from cheap TCP reachability checks, cached briefly.
+
+    A TCP connect costs nothing against the upstreams' request budgets, unlike an API call.
+    """
+
+    def __init__(self, statuses: dict[str, UpstreamStatus], sandbox: bool) -> None:
+        self.statuses = statuses
+        self.sandbox = sandbox
+        self._cache: tuple[float, dict[str, Any], bool] | None = None
+
+    async def endpoint(self, _request: Request) -> Response:
+        now = time.monotonic()
+        if self._cache is None or now - self._cache[0] > 5:
+            body, ready = await self._check()
+            self._cache = (now, body, ready)
+        _, body, ready = self._cache
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def _check(self) -> tuple[dict[str, Any], bool]:
+        statuses = list(self.statuses.values())
+        reachable = await asyncio.gather(*(self._reachable(s) for s in statuses))
+        upstreams: dict[str, Any] = {}
+        ready = True
+        for status, ok in zip(statuses, reachable, strict=True):
+            entry: dict[str, Any] = {
+                "configured": status.configured,
+                "reachable": ok if status.configured else None,
+                "baseUrl": status.base_url,
+            }
+            if status.reason and not status.configured:
+                entry["reason"] = status.reason
+            if status.configured and not ok:
+                ready = False
+            upstreams[status.name] = entry
+        body: dict[str, Any] = {"status": "ready" if ready else "degraded", "upstreams": upstreams}
+        if self.sandbox:
+            body["sandbox"] = {s.name: s.base_url for s in statuses if s.configured}
+        return body, ready
+
+    @staticmethod
+    async def _reachable(status: UpstreamStatus) -> bool:
+        if not status.configured or not status.base_url:
+            return False
+        parts = urlsplit(status.base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(parts.hostname, port), timeout=2
+            )
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    providers = build_providers(settings)
+    schema = build_schema(settings)
+    view = GraphQLView(schema, settings, providers)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await providers.start()
+        try:
+            yield
+        finally:
+            await providers.close()
+
+    middleware = [Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
+                max_age=600,
+            )
+        )
+    app = Starlette(
+        routes=[
+            Route("/graphql", view, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route(
+                "/readyz",
+                Readiness(providers.statuses, settings.sandbox).endpoint,
+                methods=["GET"],
+            ),
+        ],
+        middleware=middleware,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.providers = providers
+    app.state.schema = schema
+    return app
+
+
+def create_served_app() -> Starlette:
+    """The factory uvicorn imports in every worker: settings and logging from the environment."""
+    from .logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -1,0 +1,126 @@
+"""The `sessiongraph` command: `serve`, `schema` and `sandbox`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+
+__all__ = ["main"]
+
+ENV_PREFIX = "SESSIONGRAPH_"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sessiongraph",
+        description="One GraphQL API over OpenF1, Guidebook and McLaren SQL Race sessions.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument(
+        "--sandbox", action="store_true", help="also run the three emulators and use them"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get(ENV_PREFIX + "WORKERS", "1")),
+        help="worker processes (default: $SESSIONGRAPH_WORKERS or 1)",
+    )
+    commands.add_parser("schema", help="print the GraphQL SDL")
+    sandbox = commands.add_parser("sandbox", help="run only the emulators")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    return parser
+
+
+@contextlib.contextmanager
+def _emulators(host: str) -> Iterator[dict[str, str]]:
+    """Runs the emulators in a child process; closing its stdin stops it, even if we crash."""
+    child = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+        [sys.executable, "-m", "sessiongraph.sandbox", "--host", host, "--json",
+         "--stop-on-stdin-eof"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        if not line:
+            raise SystemExit("sessiongraph: the sandbox emulators failed to start")
+        yield json.loads(line)["env"]
+    finally:
+        if child.stdin is not None:
+            child.stdin.close()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from .config import Settings
+    from .logs import configure_logging
+
+    if args.workers < 1:
+        raise SystemExit("sessiongraph: --workers must be at least 1")
+    with contextlib.ExitStack() as stack:
+        if args.sandbox:
+            env = stack.enter_context(_emulators(args.host))
+            for key, value in env.items():
+                os.environ[ENV_PREFIX + key] = value
+            os.environ[ENV_PREFIX + "SANDBOX"] = "true"
+            token = secrets.token_urlsafe(24)
+            os.environ[ENV_PREFIX + "API_TOKEN_HASHES"] = hashlib.sha256(
+                token.encode()
+            ).hexdigest()
+            print("sessiongraph sandbox: emulators at", file=sys.stderr)
+            for key, value in env.items():
+                if key.endswith("_URL"):
+                    print(f"  {key[:-4].lower():<10} {value}", file=sys.stderr)
+            print(f"  mutation token (Authorization: Bearer …): {token}", file=sys.stderr)
+        settings = Settings()  # validates the environment before any worker starts
+        configure_logging(settings.log_level, settings.log_format)
+        print(f"sessiongraph: GraphQL at http://{args.host}:{args.port}/graphql", file=sys.stderr)
+        uvicorn.run(
+            "sessiongraph.app:create_served_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            loop="uvloop" if sys.platform != "win32" else "asyncio",
+            http="httptools",
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+            server_header=False,
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command == "schema":
+        from .schema.build import build_schema
+
+        sys.stdout.write(build_schema().as_str() + "\n")
+    elif args.command == "sandbox":
+        from .sandbox._runner import serve_forever
+
+        asyncio.run(serve_forever(args.host, as_json=False))
+    else:
+        _serve(args)
+
+
+if __name__ == "__main__":
+    main()

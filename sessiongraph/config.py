@@ -1,0 +1,107 @@
+"""Gateway configuration from `SESSIONGRAPH_*` environment variables (see the README's table)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+OPENF1_PUBLIC_URL = "https://api.openf1.org/v1"
+GUIDEBOOK_PUBLIC_URL = "https://builder.guidebook.com/open-api/v1"
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; secrets are `SecretStr` so they never print."""
+
+    model_config = SettingsConfigDict(env_prefix="SESSIONGRAPH_", extra="ignore")
+
+    # OpenF1 is public, so it is always configured (the public URL unless told otherwise).
+    openf1_url: str = OPENF1_PUBLIC_URL
+    openf1_username: str | None = None
+    openf1_password: SecretStr | None = None
+    openf1_rate_per_second: float = Field(default=3, ge=0)
+    openf1_rate_per_minute: float = Field(default=30, ge=0)
+    openf1_timeout_seconds: float | None = Field(default=None, gt=0)
+
+    guidebook_url: str = GUIDEBOOK_PUBLIC_URL
+    guidebook_api_key: SecretStr | None = None
+    guidebook_timeout_seconds: float | None = Field(default=None, gt=0)
+
+    sqlrace_url: str | None = None
+    sqlrace_api_path: str = "api"
+    sqlrace_username: str | None = None
+    sqlrace_password: SecretStr | None = None
+    sqlrace_timeout_seconds: float | None = Field(default=None, gt=0)
+
+    api_token_hashes: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    upstream_timeout_seconds: float = Field(default=10, gt=0)
+    retry_attempts: int = Field(default=3, ge=0, le=10)
+    # Upper bound on the time one upstream read may spend in retries and Retry-After waits.
+    retry_budget_seconds: float = Field(default=20, ge=0)
+    # Upstream requests one gateway process keeps in flight per upstream.
+    upstream_concurrency: int = Field(default=32, ge=1)
+    # Longest URL the OpenF1 loaders build when they batch keys into one request.
+    openf1_max_url_length: int = Field(default=2000, ge=200)
+
+    max_query_depth: int = Field(default=10, ge=1)
+    max_query_tokens: int = Field(default=2000, ge=10)
+    max_aliases: int = Field(default=30, ge=1)
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # GraphQL query batching (several operations in one HTTP request).
+    query_batching: bool = True
+    # DataLoader batching of upstream reads; off only to measure what it saves.
+    dataloader_batching: bool = True
+
+    cache_url: str = "memory://"
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    graphiql: bool = True
+    introspection: bool = True
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
+
+    # Set by `serve --sandbox`: the gateway talks to emulators on loopback.
+    sandbox: bool = False
+
+    _split = field_validator("api_token_hashes", "cors_origins", mode="before")(_split_commas)
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("api_token_hashes")
+    @classmethod
+    def _hex_digests(cls, value: list[str]) -> list[str]:
+        digests = [item.lower() for item in value]
+        for digest in digests:
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError("API_TOKEN_HASHES must hold SHA-256 hex digests")
+        return digests
+
+    @field_validator("openf1_url", "guidebook_url", "sqlrace_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @field_validator("sqlrace_api_path")
+    @classmethod
+    def _api_path(cls, value: str) -> str:
+        path = value.strip("/")
+        if path not in ("api", "api/v1"):
+            raise ValueError("SQLRACE_API_PATH must be 'api' or 'api/v1'")
+        return path
+
+    def timeout_for(self, upstream: str) -> float:
+        override: float | None = getattr(self, f"{upstream}_timeout_seconds", None)
+        return override if override is not None else self.upstream_timeout_seconds

@@ -1,0 +1,113 @@
+"""The one exception hierarchy of sessiongraph; each error knows its GraphQL `extensions.code`.
+
+    SessionGraphError
+    ├── BadUserInput              BAD_USER_INPUT
+    ├── NotFound                  NOT_FOUND
+    ├── Unauthenticated           UNAUTHENTICATED
+    ├── Forbidden                 FORBIDDEN
+    ├── QueryTooComplex           QUERY_TOO_COMPLEX
+    └── UpstreamError             (extensions.upstream, extensions.status)
+        ├── UpstreamNotConfigured UPSTREAM_NOT_CONFIGURED
+        ├── UpstreamUnavailable   UPSTREAM_UNAVAILABLE
+        ├── UpstreamTimeout       UPSTREAM_TIMEOUT
+        ├── UpstreamRateLimited   UPSTREAM_RATE_LIMITED (extensions.retryAfter)
+        ├── UpstreamAuthFailed    UPSTREAM_AUTH_FAILED
+        └── UpstreamRejected      UPSTREAM_REJECTED
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "BadUserInput",
+    "Forbidden",
+    "NotFound",
+    "QueryTooComplex",
+    "SessionGraphError",
+    "Unauthenticated",
+    "UpstreamAuthFailed",
+    "UpstreamError",
+    "UpstreamNotConfigured",
+    "UpstreamRateLimited",
+    "UpstreamRejected",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+]
+
+
+class SessionGraphError(Exception):
+    """An error whose message is safe to show to clients."""
+
+    code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = {key: value for key, value in extra.items() if value is not None}
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        # graphql-core copies this onto the GraphQL error it wraps us in.
+        return {"code": self.code, **self.extra}
+
+
+class BadUserInput(SessionGraphError):
+    code = "BAD_USER_INPUT"
+
+
+class NotFound(SessionGraphError):
+    code = "NOT_FOUND"
+
+
+class Unauthenticated(SessionGraphError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(SessionGraphError):
+    code = "FORBIDDEN"
+
+
+class QueryTooComplex(SessionGraphError):
+    code = "QUERY_TOO_COMPLEX"
+
+
+class UpstreamError(SessionGraphError):
+    """Something went wrong between us and an upstream API."""
+
+    def __init__(
+        self, upstream: str, message: str, *, status: int | None = None, **extra: Any
+    ) -> None:
+        super().__init__(message, upstream=upstream, status=status, **extra)
+        self.upstream = upstream
+        self.status = status
+
+
+class UpstreamNotConfigured(UpstreamError):
+    code = "UPSTREAM_NOT_CONFIGURED"
+
+
+class UpstreamUnavailable(UpstreamError):
+    code = "UPSTREAM_UNAVAILABLE"
+
+
+class UpstreamTimeout(UpstreamError):
+    code = "UPSTREAM_TIMEOUT"
+
+
+class UpstreamRateLimited(UpstreamError):
+    code = "UPSTREAM_RATE_LIMITED"
+
+    def __init__(
+        self, upstream: str, message: str, *, status: int | None = 429, retry_after: float | None
+    ) -> None:
+        super().__init__(upstream, message, status=status, retryAfter=retry_after)
+        self.retry_after = retry_after
+
+
+class UpstreamAuthFailed(UpstreamError):
+    code = "UPSTREAM_AUTH_FAILED"
+
+
+class UpstreamRejected(UpstreamError):
+    code = "UPSTREAM_REJECTED"

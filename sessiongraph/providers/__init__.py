@@ -1,0 +1,94 @@
+"""Upstream providers: the only place that talks HTTP to OpenF1, Guidebook and SQL Race."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from ..config import Settings
+from ._auth import TokenAuth
+from ._http import RetryPolicy, UpstreamClient
+from ._ratelimit import RateLimiter
+from .openf1 import OpenF1Provider, openf1_token_fetcher
+
+__all__ = ["Providers", "UpstreamStatus", "build_providers"]
+
+
+@dataclass
+class UpstreamStatus:
+    """What `/readyz` reports for one upstream (never credentials)."""
+
+    name: str
+    configured: bool
+    base_url: str | None
+    reason: str | None = None
+
+
+@dataclass
+class Providers:
+    """One provider per configured upstream, sharing nothing but the settings."""
+
+    openf1: OpenF1Provider
+    clients: list[UpstreamClient] = field(default_factory=list)
+    statuses: dict[str, UpstreamStatus] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        for client in self.clients:
+            await client.start()
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()
+
+
+def _client(settings: Settings, name: str, base_url: str, **options: object) -> UpstreamClient:
+    return UpstreamClient(
+        name,
+        base_url,
+        timeout=settings.timeout_for(name),
+        retry=RetryPolicy(
+            attempts=settings.retry_attempts, budget_seconds=settings.retry_budget_seconds
+        ),
+        concurrency=settings.upstream_concurrency,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def build_providers(settings: Settings) -> Providers:
+    openf1_client = _client(
+        settings,
+        "openf1",
+        settings.openf1_url,
+        rate_limiter=RateLimiter(settings.openf1_rate_per_second, settings.openf1_rate_per_minute),
+    )
+    if settings.openf1_username and settings.openf1_password:
+        parts = urlsplit(settings.openf1_url)
+        # The token endpoint lives at the server root, beside /v1.
+        token_url = f"{parts.scheme}://{parts.netloc}/token"
+        openf1_client.auth = TokenAuth(
+            openf1_token_fetcher(
+                openf1_client,
+                token_url,
+                settings.openf1_username,
+                settings.openf1_password.get_secret_value(),
+            )
+        )
+    providers = Providers(
+        openf1=OpenF1Provider(openf1_client, max_url_length=settings.openf1_max_url_length),
+        clients=[openf1_client],
+    )
+    providers.statuses["openf1"] = UpstreamStatus("openf1", True, settings.openf1_url)
+    providers.statuses["guidebook"] = UpstreamStatus(
+        "guidebook",
+        settings.guidebook_api_key is not None,
+        settings.guidebook_url,
+        None if settings.guidebook_api_key else "SESSIONGRAPH_GUIDEBOOK_API_KEY is not set",
+    )
+    providers.statuses["sqlrace"] = UpstreamStatus(
+        "sqlrace",
+        bool(settings.sqlrace_url and settings.sqlrace_username and settings.sqlrace_password),
+        settings.sqlrace_url,
+        None if settings.sqlrace_url else "SESSIONGRAPH_SQLRACE_URL is not set",
+    )
+    return providers
+

@@ -1,0 +1,274 @@
+"""One upstream's HTTP client: a shared aiohttp session, timeouts, rate limit, auth and retries."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from ..errors import (
+    UpstreamAuthFailed,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from ._auth import Authenticator
+from ._ratelimit import RateLimiter
+
+__all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "UpstreamClient", "UpstreamResponse"]
+
+logger = logging.getLogger("sessiongraph.upstream")
+
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How reads are retried: attempts after the first, and a wall-clock budget for all waits."""
+
+    attempts: int = 3
+    budget_seconds: float = 20.0
+    base_delay: float = 0.2
+    max_delay: float = 5.0
+
+    def backoff(self, retry_number: int) -> float:
+        # Full jitter keeps many gateways from retrying in lockstep after a shared outage.
+        ceiling = min(self.max_delay, self.base_delay * 2**retry_number)
+        return random.uniform(0, ceiling)  # noqa: S311
+
+
+@dataclass(frozen=True)
+class UpstreamResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+    @property
+    def retry_after(self) -> float | None:
+        return parse_retry_after(self.headers.get("Retry-After"))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+class UpstreamClient:
+    """Talks to one upstream; opened and closed by the application lifespan."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        timeout: float,
+        retry: RetryPolicy,
+        rate_limiter: RateLimiter | None = None,
+        concurrency: int = 32,
+        auth: Authenticator | None = None,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retry = retry
+        self.rate_limiter = rate_limiter
+        self.auth = auth or Authenticator()
+        self._concurrency = concurrency
+        self._session: aiohttp.ClientSession | None = None
+        self.requests_sent = 0
+
+    async def start(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._concurrency, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                headers={"Accept": "application/json", "User-Agent": "sessiongraph/0.1"},
+                raise_for_status=False,
+                auto_decompress=True,
+            )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise UpstreamUnavailable(self.name, f"{self.name} client is not started")
+        return self._session
+
+    def url(self, path: str, query: str = "") -> URL:
+        """`path` below the base URL and a query string the caller has already encoded."""
+        raw = f"{self.base_url}/{path.lstrip('/')}" if path else self.base_url
+        if query:
+            raw = f"{raw}?{query}"
+        # encoded=True: the providers build exact query strings; yarl must not re-encode them.
+        return URL(raw, encoded=True)
+
+    async def get(self, path: str, query: str = "") -> UpstreamResponse:
+        """A read: retried on 429, 502-504 and connection errors within the retry budget."""
+        return await self.request("GET", path, query=query, retry=True)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        json: Any = None,
+        data: Mapping[str, str] | None = None,
+        retry: bool = False,
+        url: URL | None = None,
+        authenticate: bool = True,
+    ) -> UpstreamResponse:
+        """Send one request; only `retry=True` requests (reads) are ever sent twice.
+
+        Returns any response the caller must interpret (2xx, 4xx other than 401/429);
+        raises the coded upstream error for the rest once retries are spent.
+        """
+        target = url if url is not None else self.url(path, query)
+        deadline = time.monotonic() + self.retry.budget_seconds
+        retries = 0
+        reauthenticated = False
+        while True:
+            header = await self.auth.header() if authenticate else None
+            try:
+                response = await self._send_once(method, target, header, json, data)
+            except UpstreamError as exc:
+                if retry and self._may_retry(exc, retries, deadline, None):
+                    await asyncio.sleep(self.retry.backoff(retries))
+                    retries += 1
+                    continue
+                raise
+            if response.status == 401 and header is not None and not reauthenticated:
+                reauthenticated = True
+                if await self.auth.rejected(header):
+                    continue
+            if response.status in RETRYABLE_STATUSES and retry:
+                wait = response.retry_after
+                error = self._status_error(response)
+                if self._may_retry(error, retries, deadline, wait):
+                    await asyncio.sleep(wait if wait is not None else self.retry.backoff(retries))
+                    retries += 1
+                    continue
+                raise error
+            if response.status in RETRYABLE_STATUSES or response.status >= 500:
+                raise self._status_error(response)
+            if response.status in (401, 403):
+                raise self._status_error(response)
+            return response
+
+    def _may_retry(
+        self, error: UpstreamError, retries: int, deadline: float, wait: float | None
+    ) -> bool:
+        if isinstance(error, UpstreamTimeout) or retries >= self.retry.attempts:
+            return False
+        expected = wait if wait is not None else self.retry.backoff(retries)
+        return time.monotonic() + expected < deadline
+
+    async def _send_once(
+        self,
+        method: str,
+        url: URL,
+        header: str | None,
+        json: Any,
+        data: Mapping[str, str] | None,
+    ) -> UpstreamResponse:
+        headers = {"Authorization": header} if header else {}
+        body: bytes | None = None
+        if json is not None:
+            body = orjson.dumps(json)
+            headers["Content-Type"] = "application/json"
+        if self.rate_limiter is not None:
+            await self.rate_limiter.acquire()
+        self.requests_sent += 1
+        started = time.monotonic()
+        try:
+            async with self.session.request(
+                method, url, headers=headers, data=body if body is not None else data
+            ) as response:
+                payload = await response.read()
+                result = UpstreamResponse(response.status, dict(response.headers), payload)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(
+                self.name, f"{self.name} did not answer within {self.timeout:g} s"
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable(
+                self.name, f"{self.name} could not be reached ({type(exc).__name__})"
+            ) from exc
+        logger.debug(
+            "upstream request",
+            extra={
+                "upstream": self.name,
+                "method": method,
+                "path": url.path,
+                "status": result.status,
+                "ms": round((time.monotonic() - started) * 1000, 1),
+            },
+        )
+        return result
+
+    def _status_error(self, response: UpstreamResponse) -> UpstreamError:
+        status = response.status
+        detail = _detail(response)
+        if status == 429:
+            return UpstreamRateLimited(
+                self.name,
+                f"{self.name} is rate limiting us; try again later",
+                retry_after=response.retry_after,
+            )
+        if status in (401, 403):
+            return UpstreamAuthFailed(
+                self.name, f"{self.name} refused our credentials: {detail}", status=status
+            )
+        if status >= 500:
+            return UpstreamUnavailable(
+                self.name, f"{self.name} failed with HTTP {status}", status=status
+            )
+        return UpstreamRejected(
+            self.name, f"{self.name} rejected the request: {detail}", status=status
+        )
+
+    def error_for(self, response: UpstreamResponse) -> UpstreamError:
+        """The coded error for a response the caller could not accept."""
+        return self._status_error(response)
+
+
+def _detail(response: UpstreamResponse) -> str:
+    """A short, safe description of an error body (DRF `detail`, else the status)."""
+    try:
+        payload = response.json()
+    except orjson.JSONDecodeError:
+        return f"HTTP {response.status}"
+    if isinstance(payload, dict):
+        for key in ("detail", "message", "error", "Message", "error_description"):
+            value = payload.get(key)
+            if isinstance(value, str) and value:
+                return value[:300]
+    return f"HTTP {response.status}"

@@ -1,0 +1,369 @@
+"""OpenF1 (api.openf1.org/v1): meetings and sessions as typed records, with safe query strings.
+
+The upstream's query grammar has traps (reference `openf1.md` §2); `build_query` sends only what
+it is sure the upstream reads as meant, and every result is filtered again locally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import orjson
+from dateutil import parser as dateparser
+from yarl import URL
+
+from ..errors import UpstreamRejected
+from ..filtering import Condition, FilterSpec, matches
+from ._auth import BearerToken, TokenAuth, TokenFetcher
+from ._http import UpstreamClient
+
+__all__ = [
+    "F1SessionRecord",
+    "MeetingRecord",
+    "OpenF1Provider",
+    "build_query",
+    "openf1_token_fetcher",
+]
+
+logger = logging.getLogger("sessiongraph.openf1")
+
+UPSTREAM = "openf1"
+NO_RESULTS = "No results found."
+# Fields the upstream never casts (reference §2); their values always arrive as strings.
+_NEVER_CAST = frozenset({"gmt_offset", "team_colour"})
+# Characters the upstream's operator search would find inside a value.
+_OPERATOR_CHARS = frozenset("<>=")
+
+
+def parse_instant(value: Any) -> datetime | None:
+    """OpenF1 instants: ISO 8601, with or without microseconds, always with an offset."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingRecord:
+    """A Grand Prix or testing weekend (reference §1.1); fields absent in older data are None."""
+
+    meeting_key: int
+    meeting_name: str | None = None
+    meeting_official_name: str | None = None
+    location: str | None = None
+    country_key: int | None = None
+    country_code: str | None = None
+    country_name: str | None = None
+    country_flag: str | None = None
+    circuit_key: int | None = None
+    circuit_short_name: str | None = None
+    circuit_type: str | None = None
+    circuit_info_url: str | None = None
+    circuit_image: str | None = None
+    gmt_offset: str | None = None
+    date_start: datetime | None = None
+    date_end: datetime | None = None
+    year: int | None = None
+    is_cancelled: bool | None = None
+    meeting_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class F1SessionRecord:
+    """A practice, qualifying, sprint or race session (reference §1.2)."""
+
+    session_key: int
+    meeting_key: int
+    session_type: str | None = None
+    session_name: str | None = None
+    date_start: datetime | None = None
+    date_end: datetime | None = None
+    circuit_key: int | None = None
+    circuit_short_name: str | None = None
+    country_key: int | None = None
+    country_code: str | None = None
+    country_name: str | None = None
+    location: str | None = None
+    gmt_offset: str | None = None
+    year: int | None = None
+    is_cancelled: bool | None = None
+
+
+RecordT = TypeVar("RecordT", MeetingRecord, F1SessionRecord)
+
+_INSTANT_FIELDS = frozenset({"date_start", "date_end"})
+_FIELD_TYPES: dict[type[Any], dict[str, type[Any]]] = {}
+
+
+def _field_kinds(cls: type[Any]) -> dict[str, type[Any]]:
+    kinds = _FIELD_TYPES.get(cls)
+    if kinds is None:
+        kinds = {}
+        for f in fields(cls):
+            text = str(f.type)
+            kind: type[Any] = str
+            if f.name in _INSTANT_FIELDS:
+                kind = datetime
+            elif text.startswith("int"):
+                kind = int
+            elif text.startswith("bool"):
+                kind = bool
+            kinds[f.name] = kind
+        _FIELD_TYPES[cls] = kinds
+    return kinds
+
+
+def to_record(cls: type[RecordT], row: Any) -> RecordT | None:
+    """Map one JSON row to a record, tolerating missing or mistyped fields (schema drift)."""
+    if not isinstance(row, dict):
+        return None
+    values: dict[str, Any] = {}
+    for name, kind in _field_kinds(cls).items():
+        raw = row.get(name)
+        if kind is datetime:
+            values[name] = parse_instant(raw)
+        elif kind is int:
+            values[name] = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+        elif kind is bool:
+            values[name] = raw if isinstance(raw, bool) else None
+        else:
+            values[name] = raw if isinstance(raw, str) else None
+    try:
+        record = cls(**values)
+    except TypeError:
+        return None
+    key_fields = ("meeting_key",) if cls is MeetingRecord else ("session_key", "meeting_key")
+    if any(values[name] is None for name in key_fields):
+        return None
+    return record
+
+
+def _upstream_casts(value: str) -> bool:
+    """Whether the upstream's `cast()` would turn this string into a bool, number or date."""
+    if value.strip().lower() in ("true", "false"):
+        return True
+    for number in (int, float):
+        try:
+            number(value)
+        except ValueError:
+            continue
+        return True
+    try:
+        dateparser.parse(value)
+    except (ValueError, OverflowError, TypeError):
+        return False
+    return True
+
+
+def _encode_value(field: str, value: Any) -> str | None:
+    """The query-string form of a value, or None if the upstream would misread it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        # Full instant in UTC: a time part stops the upstream's whole-day widening.
+        return quote(moment.astimezone(UTC).isoformat(), safe=":")
+    if isinstance(value, str):
+        if not value or _OPERATOR_CHARS & set(value):
+            return None
+        if field not in _NEVER_CAST and _upstream_casts(value):
+            return None
+        return quote(value, safe="")
+    return None
+
+
+def _field_params(field: str, condition: Condition) -> list[str]:
+    """Query parameters for one field that can only narrow the upstream's answer."""
+    params: list[str] = []
+    if condition.latest:
+        params.append(f"{field}=latest")
+    candidates = condition.candidates()
+    if candidates is not None:
+        encoded = [_encode_value(field, v) for v in candidates]
+        # Repeated `=` values are OR'ed upstream; a list missing one value would lose rows.
+        if not condition.latest and all(e is not None for e in encoded):
+            params.extend(f"{field}={e}" for e in encoded)
+        return params
+    # One lower and one upper bound pair into a closed interval upstream (§2); more would OR.
+    for bound, strict_op, inclusive_op in (
+        (condition.lower(), ">", ">="),
+        (condition.upper(), "<", "<="),
+    ):
+        if bound is None:
+            continue
+        encoded_bound = _encode_value(field, bound.value)
+        if encoded_bound is not None:
+            params.append(f"{field}{inclusive_op if bound.inclusive else strict_op}{encoded_bound}")
+    return params
+
+
+def build_query(spec: FilterSpec, *, skip: Iterable[str] = ()) -> str | None:
+    """The upstream query string for a filter, or None when the filter cannot match anything."""
+    skipped = set(skip)
+    params: list[str] = []
+    for field, condition in spec:
+        if condition.unsatisfiable():
+            return None
+        if field not in skipped:
+            params.extend(_field_params(field, condition))
+    return "&".join(params)
+
+
+def _chunks(keys: Sequence[int], field: str, base: str, budget: int) -> list[str]:
+    """Split repeated `field=key` parameters into query strings that fit the URL budget."""
+    queries: list[str] = []
+    current: list[str] = []
+    length = len(base)
+    for key in keys:
+        param = f"{field}={key}"
+        if current and length + len(param) + 1 > budget:
+            queries.append("&".join([*current, base] if base else current))
+            current, length = [], len(base)
+        current.append(param)
+        length += len(param) + 1
+    if current:
+        queries.append("&".join([*current, base] if base else current))
+    return queries
+
+
+def openf1_token_fetcher(
+    client: UpstreamClient, token_url: str, username: str, password: str
+) -> TokenFetcher:
+    """A fetcher for OpenF1's paid-account token (`POST /token`, `expires_in` as a string)."""
+
+    async def fetch() -> BearerToken:
+        response = await client.request(
+            "POST",
+            "",
+            url=URL(token_url),
+            data={"username": username, "password": password},
+            authenticate=False,
+        )
+        if response.status != 200:
+            raise client.error_for(response)
+        payload = response.json()
+        try:
+            lifetime = float(payload.get("expires_in", 3600))
+            token = str(payload["access_token"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UpstreamRejected(UPSTREAM, "openf1 sent an unreadable token response") from exc
+        return BearerToken(token, time.monotonic() + lifetime)
+
+    return fetch
+
+
+class OpenF1Provider:
+    """Reads meetings and sessions; knows the upstream's query grammar and its 404-as-empty."""
+
+    name = UPSTREAM
+
+    def __init__(self, client: UpstreamClient, *, max_url_length: int = 2000) -> None:
+        self.client = client
+        self.max_url_length = max_url_length
+
+    @property
+    def token_auth(self) -> TokenAuth | None:
+        auth = self.client.auth
+        return auth if isinstance(auth, TokenAuth) else None
+
+    async def meetings(self, spec: FilterSpec = ()) -> list[MeetingRecord]:
+        return await self._list("meetings", MeetingRecord, spec)
+
+    async def sessions(self, spec: FilterSpec = ()) -> list[F1SessionRecord]:
+        return await self._list("sessions", F1SessionRecord, spec)
+
+    async def meetings_by_key(self, keys: Sequence[int]) -> list[MeetingRecord]:
+        return await self._list("meetings", MeetingRecord, (), key_field="meeting_key", keys=keys)
+
+    async def sessions_by_key(self, keys: Sequence[int]) -> list[F1SessionRecord]:
+        return await self._list(
+            "sessions", F1SessionRecord, (), key_field="session_key", keys=keys
+        )
+
+    async def sessions_by_meeting(
+        self, meeting_keys: Sequence[int], spec: FilterSpec = ()
+    ) -> list[F1SessionRecord]:
+        return await self._list(
+            "sessions", F1SessionRecord, spec, key_field="meeting_key", keys=meeting_keys
+        )
+
+    async def _list(
+        self,
+        collection: str,
+        cls: type[RecordT],
+        spec: FilterSpec,
+        *,
+        key_field: str | None = None,
+        keys: Sequence[int] = (),
+    ) -> list[RecordT]:
+        if key_field is not None and not keys:
+            return []
+        base = build_query(spec, skip=(key_field,) if key_field else ())
+        if base is None:
+            return []
+        if key_field is None:
+            queries = [base]
+        else:
+            budget = self.max_url_length - len(str(self.client.url(collection))) - 1
+            queries = _chunks(list(dict.fromkeys(keys)), key_field, base, budget)
+        pages = await asyncio.gather(*(self._fetch(collection, q) for q in queries))
+        records: list[RecordT] = []
+        for rows in pages:
+            for row in rows:
+                record = to_record(cls, row)
+                if record is not None and matches(record, spec):
+                    records.append(record)
+        if len(queries) > 1:
+            records.sort(key=_upstream_order)
+        return records
+
+    async def _fetch(self, collection: str, query: str) -> list[Any]:
+        response = await self.client.get(collection, query)
+        if response.status == 404:
+            if _is_no_results(response.body):
+                return []
+            raise UpstreamRejected(UPSTREAM, f"openf1 has no /{collection} endpoint", status=404)
+        if response.status >= 400:
+            raise self.client.error_for(response)
+        try:
+            payload = orjson.loads(response.body)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamRejected(
+                UPSTREAM, "openf1 sent a response that is not JSON", status=response.status
+            ) from exc
+        # Some deployments answer 200 with the no-results body instead of a 404.
+        if isinstance(payload, dict) and payload.get("detail") == NO_RESULTS:
+            return []
+        if not isinstance(payload, list):
+            raise UpstreamRejected(
+                UPSTREAM, "openf1 sent an unexpected response shape", status=response.status
+            )
+        return payload
+
+
+def _is_no_results(body: bytes) -> bool:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(payload, dict) and payload.get("detail") == NO_RESULTS
+
+
+def _upstream_order(record: MeetingRecord | F1SessionRecord) -> tuple[Any, ...]:
+    start = record.date_start or datetime.min.replace(tzinfo=UTC)
+    session_key = getattr(record, "session_key", 0)
+    return (start, record.meeting_key, session_key)

@@ -1,0 +1,1 @@
+"""Query and mutation resolvers, one module per upstream; thin by design."""

@@ -1,0 +1,69 @@
+"""Assembles the strawberry Schema with its limits, error coding and scalars."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from ..config import Settings
+from ..errors import SessionGraphError
+from .errors import ErrorCodes
+from .query import Query
+from .scalars import DATETIME_SCALAR
+
+__all__ = ["SessionGraphSchema", "build_schema"]
+
+logger = logging.getLogger("sessiongraph.graphql")
+
+
+class SessionGraphSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Client mistakes and upstream trouble are expected: log them briefly, without
+        # tracebacks. Unexpected errors were already logged in full by ErrorCodes.
+        for error in errors:
+            original = error.original_error
+            if isinstance(original, SessionGraphError):
+                logger.info(
+                    "field error",
+                    extra={"code": original.code, "path": error.path, "detail": original.message},
+                )
+            elif original is None:
+                logger.info("request error", extra={"detail": error.message})
+
+
+def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
+    settings = settings or Settings()
+    extensions: list[SchemaExtension | type[SchemaExtension]] = [
+        ErrorCodes,
+        ParserCache(maxsize=256),
+        ValidationCache(maxsize=256),
+        QueryDepthLimiter(max_depth=settings.max_query_depth),
+        MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+    ]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection())
+    return SessionGraphSchema(
+        query=Query,
+        extensions=extensions,
+        config=StrawberryConfig(
+            scalar_map={datetime.datetime: DATETIME_SCALAR},
+            batching_config={"max_operations": 10} if settings.query_batching else None,
+        ),
+    )

@@ -1,0 +1,65 @@
+"""Gives every GraphQL error an `extensions.code` and masks unexpected ones."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from ..errors import SessionGraphError
+
+__all__ = ["ErrorCodes", "classify"]
+
+logger = logging.getLogger("sessiongraph.graphql")
+
+MASKED_MESSAGE = "Internal server error."
+_LIMIT_MESSAGES = re.compile(
+    r"exceeds maximum operation depth|aliases found\. Allowed|more than \d+ tokens|"
+    r"Token limit|Maximum (?:cost|page size)"
+)
+_VARIABLE_MESSAGES = re.compile(r"^Variable '\$[^']+'")
+
+
+def classify(error: GraphQLError) -> str:
+    """The code for an error graphql-core or strawberry raised before or around execution."""
+    if _LIMIT_MESSAGES.search(error.message):
+        return "QUERY_TOO_COMPLEX"
+    if error.message.startswith("Syntax Error"):
+        return "GRAPHQL_PARSE_FAILED"
+    if _VARIABLE_MESSAGES.match(error.message):
+        return "BAD_USER_INPUT"
+    if error.path is None:
+        return "GRAPHQL_VALIDATION_FAILED"
+    return "INTERNAL_SERVER_ERROR"
+
+
+class ErrorCodes(SchemaExtension):
+    """Codes client mistakes, keeps our coded errors, masks the rest (details go to the log)."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if result is not None and errors:
+            result.errors = [self._coded(error) for error in errors]
+
+    def _coded(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if isinstance(original, SessionGraphError):
+            return error
+        if original is not None and not isinstance(original, GraphQLError):
+            logger.error(
+                "unexpected error in a resolver", exc_info=original, extra={"path": error.path}
+            )
+            return GraphQLError(
+                MASKED_MESSAGE,
+                nodes=error.nodes,
+                path=error.path,
+                extensions={"code": "INTERNAL_SERVER_ERROR"},
+            )
+        if "code" not in (error.extensions or {}):
+            error.extensions = {**(error.extensions or {}), "code": classify(error)}
+        return error

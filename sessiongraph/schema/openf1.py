@@ -1,0 +1,168 @@
+"""OpenF1 types: `Meeting`, `F1Session` and their filters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Self
+
+import strawberry
+
+from ..providers.openf1 import F1SessionRecord, MeetingRecord
+from ..resolvers import openf1 as resolve
+from .context import Info
+from .filters import BooleanFilter, DateTimeFilter, IntFilter, KeyFilter, StringFilter
+from .ids import encode_id
+from .session import Session, SessionSource
+
+__all__ = ["F1Session", "F1SessionFilter", "Meeting", "MeetingFilter"]
+
+
+@strawberry.input(description="Meeting conditions; all given fields must hold (AND).")
+class MeetingFilter:
+    meeting_key: KeyFilter | None = None
+    meeting_name: StringFilter | None = None
+    meeting_official_name: StringFilter | None = None
+    location: StringFilter | None = None
+    country_key: IntFilter | None = None
+    country_code: StringFilter | None = None
+    country_name: StringFilter | None = None
+    country_flag: StringFilter | None = None
+    circuit_key: IntFilter | None = None
+    circuit_short_name: StringFilter | None = None
+    circuit_type: StringFilter | None = None
+    circuit_info_url: StringFilter | None = None
+    circuit_image: StringFilter | None = None
+    gmt_offset: StringFilter | None = None
+    date_start: DateTimeFilter | None = None
+    date_end: DateTimeFilter | None = None
+    year: IntFilter | None = None
+    is_cancelled: BooleanFilter | None = None
+
+
+@strawberry.input(description="F1 session conditions; all given fields must hold (AND).")
+class F1SessionFilter:
+    session_key: KeyFilter | None = None
+    meeting_key: KeyFilter | None = None
+    session_type: StringFilter | None = None
+    session_name: StringFilter | None = None
+    date_start: DateTimeFilter | None = None
+    date_end: DateTimeFilter | None = None
+    circuit_key: IntFilter | None = None
+    circuit_short_name: StringFilter | None = None
+    country_key: IntFilter | None = None
+    country_code: StringFilter | None = None
+    country_name: StringFilter | None = None
+    location: StringFilter | None = None
+    gmt_offset: StringFilter | None = None
+    year: IntFilter | None = None
+    is_cancelled: BooleanFilter | None = None
+
+
+@strawberry.type(description="A Grand Prix or testing weekend (OpenF1 `/v1/meetings`).")
+class Meeting:
+    id: strawberry.ID
+    meeting_key: int
+    meeting_name: str | None
+    meeting_official_name: str | None
+    location: str | None
+    country_key: int | None
+    country_code: str | None = strawberry.field(description="F1's 3-letter code, e.g. MON.")
+    country_name: str | None
+    country_flag: str | None
+    circuit_key: int | None
+    circuit_short_name: str | None
+    circuit_type: str | None
+    circuit_info_url: str | None
+    circuit_image: str | None
+    gmt_offset: str | None = strawberry.field(
+        description="Local offset from UTC as OpenF1 writes it, e.g. 08:00:00 or -04:00:00."
+    )
+    date_start: datetime | None
+    date_end: datetime | None = strawberry.field(description="Null in data older than 2026.")
+    year: int | None
+    is_cancelled: bool | None
+    meeting_code: str | None = strawberry.field(
+        deprecation_reason="OpenF1 dropped meeting_code in 2026; use countryCode."
+    )
+
+    @classmethod
+    def from_record(cls, record: MeetingRecord) -> Self:
+        return cls(
+            id=encode_id("Meeting", record.meeting_key),
+            meeting_key=record.meeting_key,
+            meeting_name=record.meeting_name,
+            meeting_official_name=record.meeting_official_name,
+            location=record.location,
+            country_key=record.country_key,
+            country_code=record.country_code,
+            country_name=record.country_name,
+            country_flag=record.country_flag,
+            circuit_key=record.circuit_key,
+            circuit_short_name=record.circuit_short_name,
+            circuit_type=record.circuit_type,
+            circuit_info_url=record.circuit_info_url,
+            circuit_image=record.circuit_image,
+            gmt_offset=record.gmt_offset,
+            date_start=record.date_start,
+            date_end=record.date_end,
+            year=record.year,
+            is_cancelled=record.is_cancelled,
+            meeting_code=record.meeting_code,
+        )
+
+    @strawberry.field(description="The meeting's sessions in start order.")
+    async def sessions(
+        self, info: Info, filter: F1SessionFilter | None = None
+    ) -> list[F1Session]:
+        records = await resolve.sessions_of_meeting(info, self.meeting_key, filter)
+        return [F1Session.from_record(r) for r in records]
+
+
+@strawberry.type(description="A practice, qualifying, sprint or race session (OpenF1).")
+class F1Session(Session):
+    session_key: int
+    meeting_key: int
+    session_type: str | None = strawberry.field(description="Practice, Qualifying or Race.")
+    session_name: str | None = strawberry.field(
+        description="e.g. Practice 1, Day 1, Sprint Qualifying, Sprint, Race."
+    )
+    date_start: datetime | None
+    date_end: datetime | None
+    circuit_key: int | None
+    circuit_short_name: str | None
+    country_key: int | None
+    country_code: str | None
+    country_name: str | None
+    location: str | None
+    gmt_offset: str | None
+    year: int | None
+    is_cancelled: bool | None
+
+    @classmethod
+    def from_record(cls, record: F1SessionRecord) -> Self:
+        return cls(
+            id=encode_id("F1Session", record.session_key),
+            name=record.session_name,
+            starts_at=record.date_start,
+            ends_at=record.date_end,
+            source=SessionSource.OPENF1,
+            session_key=record.session_key,
+            meeting_key=record.meeting_key,
+            session_type=record.session_type,
+            session_name=record.session_name,
+            date_start=record.date_start,
+            date_end=record.date_end,
+            circuit_key=record.circuit_key,
+            circuit_short_name=record.circuit_short_name,
+            country_key=record.country_key,
+            country_code=record.country_code,
+            country_name=record.country_name,
+            location=record.location,
+            gmt_offset=record.gmt_offset,
+            year=record.year,
+            is_cancelled=record.is_cancelled,
+        )
+
+    @strawberry.field(description="The meeting this session belongs to.")
+    async def meeting(self, info: Info) -> Meeting | None:
+        return Meeting.from_record(await resolve.meeting_of_session(info, self.meeting_key))

@@ -1,0 +1,76 @@
+"""Background-thread servers for tests: the emulators and the gateway on real loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+import httpx
+
+from sessiongraph.sandbox import RunningSandbox, start_sandbox
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An event loop running in a daemon thread, for servers the tests talk to over HTTP."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, factory: Callable[[], Awaitable[T]], timeout: float = 30) -> T:
+        async def call() -> T:
+            return await factory()
+
+        future: Future[T] = asyncio.run_coroutine_threadsafe(call(), self.loop)
+        return future.result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+class Sandbox:
+    """The three emulators, with helpers for their `/__sandbox/` control endpoints."""
+
+    def __init__(self) -> None:
+        self._thread = LoopThread("sandbox")
+        self.running: RunningSandbox = self._thread.run(start_sandbox)
+        self.http = httpx.Client(timeout=10)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return dict(self.running.gateway_env)
+
+    def base_url(self, name: str) -> str:
+        return self.running.base_urls[name]
+
+    def root(self, name: str) -> str:
+        return self.running.roots[name]
+
+    def stats(self, name: str) -> dict[str, Any]:
+        response = self.http.get(self.root(name) + "/__sandbox/stats")
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def requests(self, name: str) -> int:
+        return int(self.stats(name)["requests"])
+
+    def reset(self, *names: str) -> None:
+        for name in names or tuple(self.running.roots):
+            self.http.post(self.root(name) + "/__sandbox/reset").raise_for_status()
+
+    def faults(self, name: str, **faults: Any) -> None:
+        self.http.post(self.root(name) + "/__sandbox/faults", json=faults).raise_for_status()
+
+    def close(self) -> None:
+        self.http.close()
+        self._thread.run(self.running.stop)
+        self._thread.close()
