@@ -19,13 +19,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.schema import BaseSchema
+from strawberry.types import ExecutionResult
 
 from .config import Settings
 from .loaders import Loaders
 from .providers import Providers, UpstreamStatus, build_providers
 from .schema.build import build_schema
 from .schema.context import Context
+from .schema.errors import classify
 
 __all__ = ["create_app", "create_served_app"]
 
@@ -64,6 +67,13 @@ class GraphQLView(GraphQL[Context, None]):
             request=request,
             response=response,
         )
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # Parse errors never reach the schema extensions, so code whatever is still uncoded.
+        for error in result.errors or ():
+            if "code" not in (error.extensions or {}):
+                error.extensions = {**(error.extensions or {}), "code": classify(error)}
+        return process_result(result)
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)

@@ -46,8 +46,15 @@ def _parser() -> argparse.ArgumentParser:
 def _emulators(host: str) -> Iterator[dict[str, str]]:
     """Runs the emulators in a child process; closing its stdin stops it, even if we crash."""
     child = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
-        [sys.executable, "-m", "sessiongraph.sandbox", "--host", host, "--json",
-         "--stop-on-stdin-eof"],
+        [
+            sys.executable,
+            "-m",
+            "sessiongraph.sandbox",
+            "--host",
+            host,
+            "--json",
+            "--stop-on-stdin-eof",
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -82,9 +89,7 @@ def _serve(args: argparse.Namespace) -> None:
                 os.environ[ENV_PREFIX + key] = value
             os.environ[ENV_PREFIX + "SANDBOX"] = "true"
             token = secrets.token_urlsafe(24)
-            os.environ[ENV_PREFIX + "API_TOKEN_HASHES"] = hashlib.sha256(
-                token.encode()
-            ).hexdigest()
+            os.environ[ENV_PREFIX + "API_TOKEN_HASHES"] = hashlib.sha256(token.encode()).hexdigest()
             print("sessiongraph sandbox: emulators at", file=sys.stderr)
             for key, value in env.items():
                 if key.endswith("_URL"):

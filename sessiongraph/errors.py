@@ -1,18 +1,18 @@
 """The one exception hierarchy of sessiongraph; each error knows its GraphQL `extensions.code`.
 
-    SessionGraphError
-    ├── BadUserInput              BAD_USER_INPUT
-    ├── NotFound                  NOT_FOUND
-    ├── Unauthenticated           UNAUTHENTICATED
-    ├── Forbidden                 FORBIDDEN
-    ├── QueryTooComplex           QUERY_TOO_COMPLEX
-    └── UpstreamError             (extensions.upstream, extensions.status)
-        ├── UpstreamNotConfigured UPSTREAM_NOT_CONFIGURED
-        ├── UpstreamUnavailable   UPSTREAM_UNAVAILABLE
-        ├── UpstreamTimeout       UPSTREAM_TIMEOUT
-        ├── UpstreamRateLimited   UPSTREAM_RATE_LIMITED (extensions.retryAfter)
-        ├── UpstreamAuthFailed    UPSTREAM_AUTH_FAILED
-        └── UpstreamRejected      UPSTREAM_REJECTED
+SessionGraphError
+├── BadUserInput              BAD_USER_INPUT
+├── NotFound                  NOT_FOUND
+├── Unauthenticated           UNAUTHENTICATED
+├── Forbidden                 FORBIDDEN
+├── QueryTooComplex           QUERY_TOO_COMPLEX
+└── UpstreamError             (extensions.upstream, extensions.status)
+    ├── UpstreamNotConfigured UPSTREAM_NOT_CONFIGURED
+    ├── UpstreamUnavailable   UPSTREAM_UNAVAILABLE
+    ├── UpstreamTimeout       UPSTREAM_TIMEOUT
+    ├── UpstreamRateLimited   UPSTREAM_RATE_LIMITED (extensions.retryAfter)
+    ├── UpstreamAuthFailed    UPSTREAM_AUTH_FAILED
+    └── UpstreamRejected      UPSTREAM_REJECTED
 """
 
 from __future__ import annotations

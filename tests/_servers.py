@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import httpx
+import uvicorn
 
+from sessiongraph.app import create_app
+from sessiongraph.config import Settings
 from sessiongraph.sandbox import RunningSandbox, start_sandbox
 
 T = TypeVar("T")
@@ -74,3 +79,54 @@ class Sandbox:
         self.http.close()
         self._thread.run(self.running.stop)
         self._thread.close()
+
+
+class Gateway:
+    """The sessiongraph app under uvicorn on a free loopback port, in its own thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+        self._thread = LoopThread("gateway")
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        config = uvicorn.Config(
+            self.app, log_config=None, access_log=False, lifespan="on", loop="asyncio"
+        )
+        self._server = uvicorn.Server(config)
+        self._serving = asyncio.run_coroutine_threadsafe(
+            self._server.serve(sockets=[self._sock]), self._thread.loop
+        )
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if self._serving.done() or time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not start")
+            time.sleep(0.01)
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    def post(self, body: Any, **headers: str) -> httpx.Response:
+        return self.http.post("/graphql", json=body, headers=headers)
+
+    def query(
+        self, query: str, variables: dict[str, Any] | None = None, **headers: str
+    ) -> dict[str, Any]:
+        """POST a GraphQL request; asserts the HTTP layer answered 200 with JSON."""
+        response = self.post({"query": query, "variables": variables or {}}, **headers)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def close(self) -> None:
+        self.http.close()
+        self._server.should_exit = True
+        self._serving.result(15)
+        self._thread.close()
+        self._sock.close()
+
+
+def sandbox_settings(sandbox: Sandbox, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {key.lower(): value for key, value in sandbox.env.items()}
+    values.update(sandbox=True, log_format="text")
+    values.update(overrides)
+    return Settings(**values)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
-from tests._servers import Sandbox
+from tests._servers import Gateway, Sandbox, sandbox_settings
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +22,31 @@ def sandbox(sandbox_session: Sandbox) -> Sandbox:
     """The running emulators with counters and faults cleared."""
     sandbox_session.reset()
     return sandbox_session
+
+
+@pytest.fixture(scope="session")
+def gateway_session(sandbox_session: Sandbox) -> Iterator[Gateway]:
+    gateway = Gateway(sandbox_settings(sandbox_session))
+    yield gateway
+    gateway.close()
+
+
+@pytest.fixture
+def gateway(gateway_session: Gateway, sandbox: Sandbox) -> Gateway:
+    """The gateway configured for the emulators, which are reset before each test."""
+    return gateway_session
+
+
+@pytest.fixture
+def make_gateway(sandbox: Sandbox) -> Iterator[Callable[..., Gateway]]:
+    """Builds extra gateways with settings overrides; they stop after the test."""
+    started: list[Gateway] = []
+
+    def make(**overrides: Any) -> Gateway:
+        gateway = Gateway(sandbox_settings(sandbox, **overrides))
+        started.append(gateway)
+        return gateway
+
+    yield make
+    for gateway in started:
+        gateway.close()

@@ -91,4 +91,3 @@ def build_providers(settings: Settings) -> Providers:
         None if settings.sqlrace_url else "SESSIONGRAPH_SQLRACE_URL is not set",
     )
     return providers
-

@@ -45,7 +45,7 @@ class RetryPolicy:
     def backoff(self, retry_number: int) -> float:
         # Full jitter keeps many gateways from retrying in lockstep after a shared outage.
         ceiling = min(self.max_delay, self.base_delay * 2**retry_number)
-        return random.uniform(0, ceiling)  # noqa: S311
+        return random.uniform(0, ceiling)
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,10 @@ class UpstreamClient:
                 raise_for_status=False,
                 auto_decompress=True,
             )
+            # aiohttp silently resends an idempotent request once when a kept-alive connection
+            # drops; our RetryPolicy must be the only thing deciding how often an upstream is hit.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
 
     async def close(self) -> None:
         if self._session is not None:

@@ -1,4 +1,4 @@
-"""Client-side request rate limiting towards one upstream (sliding windows per second and minute)."""
+"""Client-side rate limiting towards one upstream: sliding windows per second and per minute."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ class RateLimiter:
             return
         # One waiter at a time keeps starts in FIFO order, so no request starves.
         async with self._lock:
-            while (wait := self.delay(time.monotonic())) > 0:
+            # Time is the only thing we wait for; no event could signal it sooner.
+            while (wait := self.delay(time.monotonic())) > 0:  # noqa: ASYNC110
                 await asyncio.sleep(wait)
             self._starts.append(time.monotonic())

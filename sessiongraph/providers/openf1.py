@@ -19,7 +19,7 @@ import orjson
 from dateutil import parser as dateparser
 from yarl import URL
 
-from ..errors import UpstreamRejected
+from ..errors import UpstreamRejected, UpstreamUnavailable
 from ..filtering import Condition, FilterSpec, matches
 from ._auth import BearerToken, TokenAuth, TokenFetcher
 from ._http import UpstreamClient
@@ -290,9 +290,7 @@ class OpenF1Provider:
         return await self._list("meetings", MeetingRecord, (), key_field="meeting_key", keys=keys)
 
     async def sessions_by_key(self, keys: Sequence[int]) -> list[F1SessionRecord]:
-        return await self._list(
-            "sessions", F1SessionRecord, (), key_field="session_key", keys=keys
-        )
+        return await self._list("sessions", F1SessionRecord, (), key_field="session_key", keys=keys)
 
     async def sessions_by_meeting(
         self, meeting_keys: Sequence[int], spec: FilterSpec = ()
@@ -342,14 +340,14 @@ class OpenF1Provider:
         try:
             payload = orjson.loads(response.body)
         except orjson.JSONDecodeError as exc:
-            raise UpstreamRejected(
-                UPSTREAM, "openf1 sent a response that is not JSON", status=response.status
+            raise UpstreamUnavailable(
+                UPSTREAM, "openf1 sent a response that is not valid JSON", status=response.status
             ) from exc
         # Some deployments answer 200 with the no-results body instead of a 404.
         if isinstance(payload, dict) and payload.get("detail") == NO_RESULTS:
             return []
         if not isinstance(payload, list):
-            raise UpstreamRejected(
+            raise UpstreamUnavailable(
                 UPSTREAM, "openf1 sent an unexpected response shape", status=response.status
             )
         return payload

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Callable
+from functools import partial
 
 import strawberry
 from graphql import GraphQLError
@@ -49,16 +51,18 @@ class SessionGraphSchema(strawberry.Schema):
 
 def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
     settings = settings or Settings()
-    extensions: list[SchemaExtension | type[SchemaExtension]] = [
+    # Factories, not instances: strawberry builds fresh extensions for every request.
+    # The parser and validation caches live at module level, so they still span requests.
+    extensions: list[Callable[[], SchemaExtension]] = [
         ErrorCodes,
-        ParserCache(maxsize=256),
-        ValidationCache(maxsize=256),
-        QueryDepthLimiter(max_depth=settings.max_query_depth),
-        MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        partial(ParserCache, maxsize=256),
+        partial(ValidationCache, maxsize=256),
+        partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
+        partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
+        partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
     ]
     if not settings.introspection:
-        extensions.append(DisableIntrospection())
+        extensions.append(DisableIntrospection)
     return SessionGraphSchema(
         query=Query,
         extensions=extensions,

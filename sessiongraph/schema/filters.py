@@ -84,9 +84,7 @@ def _condition(name: str, operators: Any) -> Condition:
     values = {f.name: getattr(operators, f.name) for f in dataclasses.fields(operators)}
     in_values = values.pop("in_", None)
     if in_values is not None and len(in_values) > MAX_IN_VALUES:
-        raise BadUserInput(
-            f"filter.{name}.in takes at most {MAX_IN_VALUES} values", field=name
-        )
+        raise BadUserInput(f"filter.{name}.in takes at most {MAX_IN_VALUES} values", field=name)
     latest = bool(values.pop("latest", None))
     return Condition(
         in_=tuple(in_values) if in_values is not None else None,

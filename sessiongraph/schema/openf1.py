@@ -111,9 +111,7 @@ class Meeting:
         )
 
     @strawberry.field(description="The meeting's sessions in start order.")
-    async def sessions(
-        self, info: Info, filter: F1SessionFilter | None = None
-    ) -> list[F1Session]:
+    async def sessions(self, info: Info, filter: F1SessionFilter | None = None) -> list[F1Session]:
         records = await resolve.sessions_of_meeting(info, self.meeting_key, filter)
         return [F1Session.from_record(r) for r in records]
 

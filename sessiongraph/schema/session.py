@@ -17,9 +17,7 @@ class SessionSource(Enum):
     SQLRACE = "sqlrace"
 
 
-@strawberry.interface(
-    description="A period of activity with a start and an end, from any source."
-)
+@strawberry.interface(description="A period of activity with a start and an end, from any source.")
 class Session:
     id: strawberry.ID = strawberry.field(description="Opaque global ID.")
     name: str | None = strawberry.field(description="The session's own name.")

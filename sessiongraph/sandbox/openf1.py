@@ -1,0 +1,550 @@
+"""Emulator of api.openf1.org: the open-source query server's filter semantics plus production's
+404s, live-session gate and proxy errors, serving the stored rows under `data/openf1/`."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import operator
+import re
+import secrets
+import traceback
+from bisect import bisect_right
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache, lru_cache
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+import orjson
+from aiohttp import web
+from dateutil.parser import parse as parse_date
+
+from ._control import SandboxControl
+from ._spec import EmulatorSpec
+
+__all__ = ["CONTROL_KEY", "SPEC", "STATE_KEY", "OpenF1State", "create_app"]
+
+DATA_DIR: Final = Path(__file__).resolve().parent / "data" / "openf1"
+# Mongo stores these as BSON dates; everything else is compared as the JSON value it is.
+DATE_FIELDS: Final = frozenset({"date_start", "date_end", "date"})
+SORT_FIELDS: Final = ("date_start", "meeting_key", "session_key", "position_current")
+# The server checks these before lower-casing, so `GMT_OFFSET=…` does get cast.
+UNCAST_FIELDS: Final = frozenset({"gmt_offset", "team_colour"})
+OPERATORS: Final = (">=", "<=", "=", ">", "<")
+LOWER_OPS: Final = frozenset({">", ">="})
+UPPER_OPS: Final = frozenset({"<", "<="})
+TOKEN_SECONDS: Final = 3600
+NO_RESULTS: Final = {"detail": "No results found."}
+LIVE_DETAIL: Final = (
+    "Session in progress, access is restricted to authenticated users. "
+    "Sign up here: https://openf1.org/auth.html"
+)
+_TZ_TAIL: Final = re.compile(r" \d{2}:\d{2}$")
+_PATH: Final = re.compile(r"^v1/(\w+)$")
+_COMPARE: Final[dict[str, Callable[[Any, Any], bool]]] = {
+    "=": operator.eq,
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+# Mongo only compares values of one BSON type bracket; 0 means "never matches a query value".
+_KINDS: Final[dict[type, int]] = {bool: 1, int: 2, float: 2, str: 3, datetime: 4}
+# Mongo's ascending sort order across types: null (and missing) < numbers < strings < bools < dates.
+_SORT_RANKS: Final[dict[type, int]] = {int: 1, float: 1, str: 2, bool: 3, datetime: 4}
+_MISSING: Final = object()
+
+Scalar = bool | int | float | str | datetime
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stored data
+
+
+def _stored_value(key: str, value: Any) -> Any:
+    if key in DATE_FIELDS and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return value
+
+
+def _sort_key(values: dict[str, Any]) -> tuple[tuple[int, Any], ...]:
+    key = []
+    for name in SORT_FIELDS:
+        value = values.get(name)
+        rank = _SORT_RANKS.get(type(value), 0)
+        key.append((rank, value if rank else 0))
+    return tuple(key)
+
+
+class Collection:
+    """One endpoint's rows in response order, with comparable values and pre-encoded JSON."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        parsed = [{k: _stored_value(k, v) for k, v in row.items()} for row in rows]
+        order = sorted(range(len(rows)), key=lambda i: _sort_key(parsed[i]))
+        self.rows = [rows[i] for i in order]
+        self.values = [parsed[i] for i in order]
+        self.bodies = [orjson.dumps(row) for row in self.rows]
+        self._indexes: dict[str, dict[tuple[int, Any], list[int]]] = {}
+        self._columns: dict[str, list[Any]] = {}
+
+    def column(self, name: str) -> list[Any]:
+        """Field `name` of every row (a sentinel where absent), built on demand."""
+        found = self._columns.get(name)
+        if found is None:
+            found = self._columns[name] = [values.get(name, _MISSING) for values in self.values]
+        return found
+
+    def index(self, name: str) -> dict[tuple[int, Any], list[int]]:
+        """Positions by (kind, value) of field `name`, array elements included, built on demand."""
+        found = self._indexes.get(name)
+        if found is None:
+            found = {}
+            for position, values in enumerate(self.values):
+                value = values.get(name)
+                for element in value if isinstance(value, list) else (value,):
+                    kind = _KINDS.get(type(element), 0)
+                    if kind:
+                        bucket = found.setdefault((kind, element), [])
+                        if not bucket or bucket[-1] != position:
+                            bucket.append(position)
+            self._indexes[name] = found
+        return found
+
+
+@dataclass(frozen=True)
+class Dataset:
+    collections: dict[str, Collection]
+    # Non-cancelled sessions by start, for `latest`.
+    session_starts: list[datetime]
+    session_keys: list[tuple[Any, Any]]
+
+
+@cache
+def load_dataset(directory: Path = DATA_DIR) -> Dataset:
+    collections: dict[str, Collection] = {}
+    for path in sorted(directory.glob("*.json")):
+        # Other-era samples kept next to the data for reference, not served.
+        if path.stem.endswith("_api2026"):
+            continue
+        collections[path.stem] = Collection(orjson.loads(path.read_bytes()))
+    sessions = collections.get("sessions")
+    live = sorted(
+        (
+            values
+            for values in (sessions.values if sessions else [])
+            if isinstance(values.get("date_start"), datetime)
+            and values.get("is_cancelled") is not True
+        ),
+        key=lambda values: values["date_start"],
+    )
+    return Dataset(
+        collections=collections,
+        session_starts=[values["date_start"] for values in live],
+        session_keys=[(values.get("session_key"), values.get("meeting_key")) for values in live],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Query parsing, as query_params.py and type_casting.py do it
+
+
+@lru_cache(maxsize=2048)
+def cast(text: str) -> Scalar:
+    lowered = text.lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed: datetime = parse_date(text)
+    except Exception:
+        return text
+    if parsed.tzinfo is None or parsed.tzinfo.utcoffset(parsed) is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+@lru_cache(maxsize=2048)
+def has_time_info(text: str) -> bool:
+    """Whether `text` names a time of day: parsing with two default hours gives the same hour."""
+    early: datetime = parse_date(text, default=datetime(1, 1, 1, 5, 0))
+    late: datetime = parse_date(text, default=datetime(1, 1, 1, 10, 0))
+    return early.hour == late.hour
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    op: str
+    value: Scalar
+    kind: int = field(init=False, compare=False)
+    compare: Callable[[Any, Any], bool] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        value = self.value
+        if isinstance(value, datetime):
+            # BSON dates hold milliseconds; pymongo floors the rest away.
+            value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+            object.__setattr__(self, "value", value)
+        object.__setattr__(self, "kind", _KINDS[type(value)])
+        object.__setattr__(self, "compare", _COMPARE[self.op])
+
+    def test(self, stored: Any) -> bool:
+        """Mongo semantics: same type bracket only, and an array matches if any element does."""
+        kind = _KINDS.get(type(stored), 0)
+        if kind == self.kind:
+            return self.compare(stored, self.value)
+        if type(stored) is list:
+            return any(self.test(element) for element in stored)
+        return False
+
+
+def _widen_day(name: str, op: str, day: datetime) -> list[Param]:
+    following = day + timedelta(days=1)
+    if op == ">":
+        return [Param(name, ">=", following)]
+    if op == "<":
+        return [Param(name, "<", day)]
+    widened = []
+    if op in ("=", ">="):
+        widened.append(Param(name, ">=", day))
+    if op in ("=", "<="):
+        widened.append(Param(name, "<", following))
+    return widened
+
+
+def _filter_params(text: str) -> list[Param]:
+    for op in OPERATORS:
+        if op in text:
+            raw_field, _, raw_value = text.partition(op)
+            value = raw_value if raw_field in UNCAST_FIELDS else cast(raw_value)
+            name = raw_field.lower()
+            if isinstance(value, datetime) and not has_time_info(raw_value):
+                return _widen_day(name, op, value)
+            return [Param(name, op, value)]
+    raise ValueError(f"No valid operator found in `{text}`.")
+
+
+def parse_filters(pairs: Iterable[tuple[str, str]]) -> list[Param]:
+    params: list[Param] = []
+    for key, value in pairs:
+        text = f"{key}={value}" if value else key
+        # An unescaped `+02:00` arrived as a space; the server repairs only this one shape.
+        if "date" in text and _TZ_TAIL.search(text):
+            text = text.replace(" ", "+", 1)
+        params.extend(_filter_params(text))
+    return params
+
+
+# ---------------------------------------------------------------------------------------------
+# Matching, as db._generate_query_predicate builds it
+
+
+def _bound(param: Param) -> Any:
+    return param.value
+
+
+def _pair_bounds(params: list[Param]) -> list[tuple[Param, Param]]:
+    """Greedy interval pairing; mixed value types raise TypeError, a 500 as upstream."""
+    lowers = sorted((p for p in params if p.op in LOWER_OPS), key=_bound, reverse=True)
+    uppers = sorted((p for p in params if p.op in UPPER_OPS), key=_bound, reverse=True)
+    pairs = []
+    while lowers and uppers:
+        lower = lowers.pop()
+        for i in reversed(range(len(uppers))):
+            if _bound(lower) <= _bound(uppers[i]):
+                pairs.append((lower, uppers.pop(i)))
+                break
+        else:
+            break
+    return pairs
+
+
+@dataclass
+class FieldFilter:
+    """One field's predicates: equalities, lone bounds and bound pairs, any of which may match."""
+
+    name: str
+    equals: list[Param]
+    singles: list[Param]
+    pairs: list[tuple[Param, Param]]
+
+    @classmethod
+    def build(cls, name: str, params: list[Param]) -> FieldFilter:
+        unique: list[Param] = []
+        seen: set[tuple[str, type, Scalar]] = set()
+        for param in params:
+            identity = (param.op, type(param.value), param.value)
+            if identity not in seen:
+                seen.add(identity)
+                unique.append(param)
+        pairs = _pair_bounds(unique)
+        paired = [param for pair in pairs for param in pair]
+        equals = [p for p in unique if p.op == "="]
+        singles = [p for p in unique if p.op != "=" and p not in paired]
+        return cls(name, equals, singles, pairs)
+
+    def __post_init__(self) -> None:
+        self.alternatives: tuple[tuple[Param, ...], ...] = (
+            *((p,) for p in self.equals),
+            *((p,) for p in self.singles),
+            *self.pairs,
+        )
+
+    def matches(self, stored: Any) -> bool:
+        # Plain loops: this runs for every candidate row of every request.
+        for alternative in self.alternatives:
+            for param in alternative:
+                if not param.test(stored):
+                    break
+            else:
+                return True
+        return False
+
+    def candidates(self, collection: Collection) -> list[int] | None:
+        """Positions that can match, from the index, when this field is equalities only."""
+        if self.singles or self.pairs:
+            return None
+        index = collection.index(self.name)
+        found: set[int] = set()
+        for param in self.equals:
+            found.update(index.get((param.kind, param.value), ()))
+        return sorted(found)
+
+
+def select(collection: Collection, filters: list[FieldFilter]) -> list[int]:
+    """Positions of the rows every filter accepts, in response order."""
+    narrowest: list[int] | None = None
+    for field_filter in filters:
+        found = field_filter.candidates(collection)
+        if found is not None and (narrowest is None or len(found) < len(narrowest)):
+            narrowest = found
+    positions = list(range(len(collection.rows))) if narrowest is None else narrowest
+    for field_filter in filters:
+        if not positions:
+            break
+        column, matches = collection.column(field_filter.name), field_filter.matches
+        positions = [i for i in positions if matches(column[i])]
+    return positions
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses
+
+
+def _json(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
+
+
+def _error_page(trace: str) -> web.Response:
+    # The open-source server answers every failure with its traceback in a bare HTML page.
+    body = (
+        "<html><head><title>Internal Server Error</title></head><body>"
+        f"<h1>An error occurred</h1><pre>{html.escape(trace)}</pre></body></html>"
+    )
+    return web.Response(text=body, status=500, content_type="text/html")
+
+
+def _csv_response(collection: Collection, positions: list[int], filename: str) -> web.Response:
+    if not positions:
+        raise ValueError("No results")
+    rows = [collection.values[i] for i in positions]
+    names: set[str] = set().union(*rows)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=sorted(names))
+    writer.writeheader()
+    writer.writerows(rows)
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        headers={"Content-Disposition": f"attachment; filename={filename}"},
+    )
+
+
+def fault_response(status: int, retry_after: float | None) -> web.StreamResponse:
+    """What production and its front proxy send for an injected fault of `status`."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    if status == 401:
+        return _json({"detail": LIVE_DETAIL}, status)
+    if status == 404:
+        return _json(NO_RESULTS, status)
+    if status == 422:
+        return _json({"detail": "Request too large"}, status)
+    if status == 429:
+        headers = {} if retry_after is None else {"Retry-After": format(retry_after, "g")}
+        return web.Response(text="Rate exceeded", status=429, headers=headers)
+    if status >= 500:
+        title = f"{status} {phrase}"
+        page = (
+            f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+            f"<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
+        )
+        return web.Response(text=page, status=status, content_type="text/html")
+    return _json({"detail": phrase}, status)
+
+
+# ---------------------------------------------------------------------------------------------
+# The application
+
+
+@dataclass
+class OpenF1State:
+    """Mutable state beside the shared dataset: clock, credentials, tokens and the live gate."""
+
+    dataset: Dataset
+    clock: Clock
+    username: str
+    password: str
+    live: bool = False
+    tokens: dict[str, datetime] = field(default_factory=dict)
+
+    def latest(self) -> tuple[Any, Any]:
+        """(session_key, meeting_key) of the last non-cancelled session started by now + 60 s."""
+        horizon = self.clock() + timedelta(seconds=60)
+        position = bisect_right(self.dataset.session_starts, horizon)
+        if position == 0:
+            raise LookupError("Could not find any session")
+        return self.dataset.session_keys[position - 1]
+
+    def authorized(self, request: web.Request) -> bool:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        expiry = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        return expiry is not None and self.clock() < expiry
+
+    def end_live(self) -> None:
+        self.live = False
+
+    def answer(self, path: str, raw_query: str) -> web.Response:
+        pairs = parse_qsl(raw_query, keep_blank_values=True)
+        if not path and not pairs:
+            return web.Response(text="Welcome to OpenF1!")
+        params = [self._resolve_latest(p) for p in parse_filters(pairs)]
+        matched = _PATH.match(path.lower())
+        if matched is None:
+            raise ValueError("Invalid route")
+        name = matched.group(1)
+        by_field: dict[str, list[Param]] = {}
+        for param in params:
+            by_field.setdefault(param.name, []).append(param)
+        use_csv = "csv" in by_field and bool(by_field.pop("csv")[0].value)
+        filters = [FieldFilter.build(key, group) for key, group in by_field.items()]
+        collection = self.dataset.collections.get(name) or Collection([])
+        positions = select(collection, filters)
+        if use_csv:
+            return _csv_response(collection, positions, f"{name}.csv")
+        if not positions:
+            return _json(NO_RESULTS, 404)
+        body = b"[" + b",".join([collection.bodies[i] for i in positions]) + b"]"
+        return web.Response(body=body, content_type="application/json")
+
+    def _resolve_latest(self, param: Param) -> Param:
+        if param.value != "latest" or param.name not in ("session_key", "meeting_key"):
+            return param
+        session_key, meeting_key = self.latest()
+        key = session_key if param.name == "session_key" else meeting_key
+        return Param(param.name, param.op, key)
+
+
+STATE_KEY: Final = web.AppKey("openf1_state", OpenF1State)
+CONTROL_KEY: Final = web.AppKey("openf1_control", SandboxControl)
+
+
+async def _api(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    if state.live and not state.authorized(request):
+        return _json({"detail": LIVE_DETAIL}, 401)
+    try:
+        return state.answer(request.match_info["path"], request.rel_url.raw_query_string)
+    except Exception:
+        return _error_page(traceback.format_exc())
+
+
+async def _token(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    form = await request.post()
+    username, password = form.get("username"), form.get("password")
+    if not (
+        isinstance(username, str)
+        and isinstance(password, str)
+        and secrets.compare_digest(username.encode(), state.username.encode())
+        and secrets.compare_digest(password.encode(), state.password.encode())
+    ):
+        return _json({"detail": "Invalid username or password"}, 401)
+    token = secrets.token_urlsafe(32)
+    state.tokens[token] = state.clock() + timedelta(seconds=TOKEN_SECONDS)
+    return _json({"access_token": token, "token_type": "bearer", "expires_in": str(TOKEN_SECONDS)})
+
+
+async def _set_live(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    try:
+        payload = await request.json()
+    except ValueError:
+        payload = None
+    active = payload.get("active") if isinstance(payload, dict) else None
+    if not isinstance(active, bool):
+        return _json({"error": 'expected JSON {"active": true|false}'}, 400)
+    state.live = active
+    return _json({"active": state.live})
+
+
+async def _get_live(request: web.Request) -> web.Response:
+    return _json({"active": request.app[STATE_KEY].live})
+
+
+def create_app(
+    *,
+    username: str = "sandbox",
+    # Loopback-only test credentials, not a secret.
+    password: str = "sandbox",  # noqa: S107
+    clock: Clock = _utc_now,
+    data_dir: Path = DATA_DIR,
+) -> web.Application:
+    """Build the emulator; `clock` must return an aware datetime and drives `latest` and tokens."""
+    app = web.Application()
+    state = OpenF1State(load_dataset(data_dir), clock, username, password)
+    control = SandboxControl(fault_responder=fault_response)
+    control.reset_hooks.append(state.end_live)
+    app[STATE_KEY] = state
+    app[CONTROL_KEY] = control
+    control.install(app)
+    app.router.add_post("/__sandbox/openf1/live", _set_live)
+    app.router.add_get("/__sandbox/openf1/live", _get_live)
+    app.router.add_post("/token", _token)
+    app.router.add_route("GET", "/{path:.*}", _api)
+    app.router.add_route("POST", "/{path:.*}", _api)
+    return app
+
+
+SPEC = EmulatorSpec(
+    name="openf1",
+    create_app=create_app,
+    base_path="/v1",
+    gateway_env=lambda root: {
+        "OPENF1_URL": root + "/v1",
+        "OPENF1_RATE_PER_SECOND": "0",
+        "OPENF1_RATE_PER_MINUTE": "0",
+    },
+)

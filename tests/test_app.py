@@ -1,0 +1,170 @@
+"""The HTTP surface: health, readiness, GraphQL over GET/POST, and bad input of every kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests._servers import Gateway, Sandbox
+
+
+def code_of(result: dict[str, Any]) -> str:
+    code: str = result["errors"][0]["extensions"]["code"]
+    return code
+
+
+def test_healthz(gateway: Gateway) -> None:
+    response = gateway.http.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_lists_upstreams_without_secrets(gateway: Gateway, sandbox: Sandbox) -> None:
+    response = gateway.http.get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    openf1 = body["upstreams"]["openf1"]
+    assert openf1["configured"] is True
+    assert openf1["reachable"] is True
+    assert openf1["baseUrl"].startswith("http://127.0.0.1:")
+    assert body["sandbox"]["openf1"] == openf1["baseUrl"]
+    secrets = [v for k, v in sandbox.env.items() if k.endswith(("_KEY", "_PASSWORD"))]
+    assert secrets
+    for secret in secrets:
+        assert secret not in response.text
+
+
+def test_readyz_is_503_when_a_configured_upstream_is_down(make_gateway: Any) -> None:
+    gateway = make_gateway(openf1_url="http://127.0.0.1:9/v1")
+    response = gateway.http.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["upstreams"]["openf1"]["reachable"] is False
+
+
+def test_unconfigured_upstreams_are_reported(make_gateway: Any) -> None:
+    gateway = make_gateway(guidebook_api_key=None, sqlrace_url=None)
+    upstreams = gateway.http.get("/readyz").json()["upstreams"]
+    assert upstreams["guidebook"]["configured"] is False
+    assert "GUIDEBOOK_API_KEY" in upstreams["guidebook"]["reason"]
+    assert upstreams["sqlrace"]["configured"] is False
+
+
+def test_get_runs_queries(gateway: Gateway) -> None:
+    response = gateway.http.get(
+        "/graphql", params={"query": "{ meeting(key: 1216) { countryName } }"}
+    )
+    assert response.status_code == 200
+    assert response.json() == {"data": {"meeting": {"countryName": "Belgium"}}}
+
+
+def test_graphiql_for_browsers(gateway: Gateway) -> None:
+    response = gateway.http.get("/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+
+
+def test_unparsable_json_is_a_graphql_shaped_400(gateway: Gateway) -> None:
+    response = gateway.http.post(
+        "/graphql", content=b"{nope", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert code_of(response.json()) == "BAD_REQUEST"
+
+
+def test_missing_query_is_a_400(gateway: Gateway) -> None:
+    response = gateway.post({"variables": {}})
+    assert response.status_code == 400
+    assert code_of(response.json()) == "BAD_REQUEST"
+
+
+def test_syntax_errors_are_coded(gateway: Gateway) -> None:
+    result = gateway.query("{ meetings { ")
+    assert code_of(result) == "GRAPHQL_PARSE_FAILED"
+
+
+def test_unknown_fields_are_validation_errors(gateway: Gateway) -> None:
+    result = gateway.query("{ meetings { nope } }")
+    assert code_of(result) == "GRAPHQL_VALIDATION_FAILED"
+    assert "nope" in result["errors"][0]["message"]
+
+
+def test_wrong_argument_types_are_validation_errors(gateway: Gateway) -> None:
+    result = gateway.query('{ meeting(key: "x") { meetingName } }')
+    assert code_of(result) == "GRAPHQL_VALIDATION_FAILED"
+
+
+def test_wrong_variable_types_are_bad_user_input(gateway: Gateway) -> None:
+    result = gateway.query(
+        "query($k: Int) { meeting(key: $k) { meetingName } }", {"k": "not a number"}
+    )
+    assert code_of(result) == "BAD_USER_INPUT"
+
+
+def test_bad_datetimes_are_bad_user_input(gateway: Gateway) -> None:
+    query = "query($f: DateTimeFilter) { f1Sessions(filter: {dateStart: $f}) { sessionKey } }"
+    for value in ("2023-09", "2023-09-16", "yesterday", 12):
+        result = gateway.query(query, {"f": {"gte": value}})
+        assert code_of(result) == "BAD_USER_INPUT", value
+        assert "DateTime" in result["errors"][0]["message"]
+
+
+def test_too_many_in_values_are_bad_user_input(gateway: Gateway) -> None:
+    keys = list(range(101))
+    result = gateway.query(
+        "query($k: [Int!]) { meetings(filter: {year: {in: $k}}) { year } }", {"k": keys}
+    )
+    assert code_of(result) == "BAD_USER_INPUT"
+
+
+def test_deep_queries_are_too_complex(gateway: Gateway) -> None:
+    inner = "meetingName"
+    for _ in range(6):
+        inner = f"sessions {{ meeting {{ {inner} }} }}"
+    result = gateway.query(f"{{ meetings {{ {inner} }} }}")
+    assert code_of(result) == "QUERY_TOO_COMPLEX"
+
+
+def test_alias_floods_are_too_complex(gateway: Gateway) -> None:
+    aliases = " ".join(f"a{i}: meeting(key: 1216) {{ year }}" for i in range(40))
+    assert code_of(gateway.query(f"{{ {aliases} }}")) == "QUERY_TOO_COMPLEX"
+
+
+def test_token_floods_are_too_complex(gateway: Gateway) -> None:
+    fields = " ".join(["year"] * 3000)
+    assert code_of(gateway.query(f"{{ meetings {{ {fields} }} }}")) == "QUERY_TOO_COMPLEX"
+
+
+def test_oversized_bodies_are_refused(gateway: Gateway) -> None:
+    response = gateway.post({"query": "{ meetings { year } }", "pad": "x" * 2_000_000})
+    assert response.status_code == 413
+    assert code_of(response.json()) == "REQUEST_TOO_LARGE"
+
+
+def test_non_object_variables_are_refused(gateway: Gateway) -> None:
+    response = gateway.post({"query": "{ meetings { year } }", "variables": [1, 2]})
+    assert response.status_code in (200, 400)
+    assert response.json()["errors"]
+
+
+def test_unsupported_methods(gateway: Gateway) -> None:
+    response = gateway.http.put("/graphql", json={"query": "{ meetings { year } }"})
+    assert response.status_code == 405
+
+
+def test_cors_origins(make_gateway: Any) -> None:
+    gateway = make_gateway(cors_origins="https://app.example")
+    response = httpx.options(
+        gateway.url + "/graphql",
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
+    denied = httpx.options(
+        gateway.url + "/graphql",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in denied.headers
