@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ..config import Settings
+from ..errors import UpstreamNotConfigured
 from ._auth import TokenAuth
 from ._http import RetryPolicy, UpstreamClient
 from ._ratelimit import RateLimiter
@@ -31,6 +32,12 @@ class Providers:
     openf1: OpenF1Provider
     clients: list[UpstreamClient] = field(default_factory=list)
     statuses: dict[str, UpstreamStatus] = field(default_factory=dict)
+
+    def not_configured(self, name: str) -> UpstreamNotConfigured:
+        """The coded error for a field whose upstream has no URL or credentials."""
+        status = self.statuses.get(name)
+        reason = status.reason if status and status.reason else "it has no URL or credentials"
+        return UpstreamNotConfigured(name, f"{name} is not configured: {reason}")
 
     async def start(self) -> None:
         for client in self.clients:

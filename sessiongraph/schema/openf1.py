@@ -14,7 +14,7 @@ from .filters import BooleanFilter, DateTimeFilter, IntFilter, KeyFilter, String
 from .ids import encode_id
 from .session import Session, SessionSource
 
-__all__ = ["F1Session", "F1SessionFilter", "Meeting", "MeetingFilter"]
+__all__ = ["F1Session", "F1SessionFilter", "Meeting", "MeetingFilter", "OpenF1Query"]
 
 
 @strawberry.input(description="Meeting conditions; all given fields must hold (AND).")
@@ -164,3 +164,30 @@ class F1Session(Session):
     @strawberry.field(description="The meeting this session belongs to.")
     async def meeting(self, info: Info) -> Meeting | None:
         return Meeting.from_record(await resolve.meeting_of_session(info, self.meeting_key))
+
+
+@strawberry.type
+class OpenF1Query:
+    """Root fields over OpenF1."""
+
+    @strawberry.field(description="F1 meetings (Grand Prix and testing weekends), in start order.")
+    async def meetings(self, info: Info, filter: MeetingFilter | None = None) -> list[Meeting]:
+        return [Meeting.from_record(r) for r in await resolve.meetings(info, filter)]
+
+    @strawberry.field(description="One meeting, by `key` or the `latest` one.")
+    async def meeting(
+        self, info: Info, key: int | None = None, latest: bool | None = False
+    ) -> Meeting | None:
+        return Meeting.from_record(await resolve.meeting(info, key, latest))
+
+    @strawberry.field(description="F1 sessions, in start order.")
+    async def f1_sessions(
+        self, info: Info, filter: F1SessionFilter | None = None
+    ) -> list[F1Session]:
+        return [F1Session.from_record(r) for r in await resolve.f1_sessions(info, filter)]
+
+    @strawberry.field(description="One F1 session, by `key` or the `latest` one.")
+    async def f1_session(
+        self, info: Info, key: int | None = None, latest: bool | None = False
+    ) -> F1Session | None:
+        return F1Session.from_record(await resolve.f1_session(info, key, latest))

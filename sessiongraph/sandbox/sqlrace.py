@@ -1,0 +1,878 @@
+"""Emulator of the McLaren SQL Race REST "Query API" (`shared/reference/sqlrace.md`): `POST /token`
+and both documented dialects, `/api/...` (Oct 2018) and `/api/v1/...`."""
+
+# Which documented shape each connection emits (the same under both dialects, so a gateway meets
+# every shape whichever base path it is configured with; `create_app(key_shape=, state_shape=)`
+# forces one shape everywhere):
+#   Season2024          SQL Server  Key {"value": guid}  State int   TimeZone present (seed shape)
+#   Simulator           SQL Server  Key "guid"           State name  no TimeZone (Metadata shape)
+#   Live Session Cache  SQLite      Key "guid"           State int   TimeZone present
+# The vendor never published the integer values of SessionState; the integers here are this
+# emulator's own choice (the members in the reference's alphabetical order, see STATE_CODES), so
+# a client must map them through configuration, never by hard-coding these.
+
+from __future__ import annotations
+
+import hmac
+import math
+import random
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from http import HTTPStatus
+from typing import Any, Literal, TypeVar
+from urllib.parse import unquote
+from xml.sax.saxutils import escape
+
+import orjson
+from aiohttp import web
+
+from ._control import CONTROL_PREFIX, SandboxControl
+from ._spec import EmulatorSpec
+
+__all__ = ["SPEC", "STATE_CODES", "create_app"]
+
+KeyShape = Literal["object", "string"]
+StateShape = Literal["int", "name"]
+Dialect = Literal["api", "api/v1"]
+T = TypeVar("T")
+
+STATE_CODES: dict[str, int] = {
+    name: code
+    for code, name in enumerate(
+        ("Created", "Exporting", "Historical", "Indexed", "Live", "LiveNotInServer")
+    )
+}
+LIVE_STATES = frozenset({"Live", "LiveNotInServer"})
+
+TICKS_PER_SECOND = 10_000_000  # .NET TimeSpan/DateTime ticks are 100 ns
+TICKS_PER_DAY = 86_400 * TICKS_PER_SECOND
+DENIED = "Authorization has been denied for this request."
+XML_NAMESPACES = (
+    'xmlns:i="http://www.w3.org/2001/XMLSchema-instance" '
+    'xmlns="http://schemas.datacontract.org/2004/07/MAT.TAP.Query.Api.Models"'
+)
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Lap:
+    number: int
+    name: str
+    start: int  # ticks since midnight of the recording day
+    end: int
+    counts: bool
+
+
+@dataclass(frozen=True)
+class _Session:
+    key: str
+    identifier: str
+    day: date
+    recorded: int  # ticks since midnight; TimeOfRecording's time of day
+    start: int
+    end: int
+    laps: tuple[_Lap, ...]
+    id: int
+    state: str
+    details: tuple[tuple[str, str], ...]
+    has_parameters: bool
+
+
+@dataclass(frozen=True)
+class _Parameter:
+    identifier: str
+    description: str
+    units: str
+    format: str
+    minimum: float
+    maximum: float
+    group: str
+    frequency: float
+
+
+@dataclass
+class _Connection:
+    name: str
+    server_name: str
+    is_sqlite: bool
+    database_name: str
+    root_path: str | None
+    key_shape: KeyShape
+    state_shape: StateShape
+    time_zone: str | None
+    sessions: list[_Session] = field(default_factory=list)  # newest first, as the seed lists them
+    by_key: dict[str, _Session] = field(default_factory=dict)
+
+    def add(self, sessions: list[_Session]) -> None:
+        self.sessions = sorted(sessions, key=lambda s: (s.day, s.recorded), reverse=True)
+        self.by_key = {s.key: s for s in self.sessions}
+
+
+# identifier | description | units | format | minimum | maximum | group | frequency (Hz)
+_PARAMETER_TABLE = """
+vCar:Chassis|Car speed|km/h|%5.1f|0.0|400.0|Chassis|200.0
+nEngine:Chassis|Engine speed|rpm|%5.0f|0.0|15000.0|Powertrain|200.0
+NGear:Chassis|Engaged gear||%1.0f|-1.0|8.0|Powertrain|50.0
+rThrottle:Chassis|Throttle pedal position|%|%5.1f|0.0|100.0|Driver|200.0
+pBrakeF:Chassis|Front brake line pressure|bar|%5.1f|0.0|180.0|Brakes|200.0
+pBrakeR:Chassis|Rear brake line pressure|bar|%5.1f|0.0|140.0|Brakes|200.0
+rBrakeBias:Chassis|Brake balance front|%|%4.1f|45.0|65.0|Brakes|10.0
+aSteerWheel:Chassis|Steering wheel angle|deg|%5.1f|-360.0|360.0|Driver|200.0
+gLat:Chassis|Lateral acceleration|g|%4.2f|-6.0|6.0|Chassis|500.0
+gLong:Chassis|Longitudinal acceleration|g|%4.2f|-6.0|4.0|Chassis|500.0
+sLap:Chassis|Lap distance|m|%6.1f|0.0|7100.0|Chassis|100.0
+NDRS:Chassis|DRS state||%1.0f|0.0|2.0|Aero|10.0
+hRideF:Chassis|Front ride height|mm|%4.1f|0.0|80.0|Suspension|500.0
+hRideR:Chassis|Rear ride height|mm|%4.1f|0.0|120.0|Suspension|500.0
+TOilEngine:Chassis|Engine oil temperature|degC|%5.1f|0.0|160.0|Powertrain|10.0
+TWaterEngine:Chassis|Engine water temperature|degC|%5.1f|0.0|140.0|Powertrain|10.0
+MFuel:Chassis|Fuel mass remaining|kg|%5.2f|0.0|110.0|Powertrain|1.0
+pTyreFL:Chassis|Tyre pressure front left|bar|%4.2f|0.0|3.0|Tyres|10.0
+pTyreFR:Chassis|Tyre pressure front right|bar|%4.2f|0.0|3.0|Tyres|10.0
+pTyreRL:Chassis|Tyre pressure rear left|bar|%4.2f|0.0|3.0|Tyres|10.0
+pTyreRR:Chassis|Tyre pressure rear right|bar|%4.2f|0.0|3.0|Tyres|10.0
+TTyreSurfFL:Chassis|Tyre surface temperature FL|degC|%5.1f|0.0|200.0|Tyres|50.0
+TTyreSurfRR:Chassis|Tyre surface temperature RR|degC|%5.1f|0.0|200.0|Tyres|50.0
+TAirInlet:Chassis|Airbox inlet temperature|degC|%5.1f|-20.0|80.0|Aero|10.0
+"""
+_PARAMETERS = tuple(
+    _Parameter(i, d, u, f, float(lo), float(hi), g, float(hz))
+    for i, d, u, f, lo, hi, g, hz in (
+        row.split("|") for row in _PARAMETER_TABLE.strip().splitlines()
+    )
+)
+
+# (circuit, code, first day, lap seconds, race laps)
+_WEEKENDS = (
+    ("Bahrain", "BAH", date(2024, 2, 29), 92.6, 57),
+    ("Jeddah", "SAU", date(2024, 3, 7), 89.9, 50),
+    ("Melbourne", "AUS", date(2024, 3, 22), 79.0, 58),
+    ("Silverstone", "GBR", date(2024, 7, 5), 88.5, 52),
+)
+_LAP_SECONDS = {name: seconds for name, _, _, seconds, _ in _WEEKENDS} | {
+    "Suzuka": 91.5,
+    "Monaco": 73.2,
+    "Spa-Francorchamps": 106.3,
+    "Monza": 81.4,
+    "Yas Marina": 85.6,
+}
+# (session, day of weekend, start hh:mm, runs per car, flying laps lo-hi, description)
+_WEEKEND_PLAN = (
+    ("FP1", 0, (11, 30), 3, (3, 8), "FP1 aero rake and baseline"),
+    ("FP2", 0, (15, 0), 4, (4, 14), "FP2 high fuel long run"),
+    ("FP3", 1, (11, 30), 3, (3, 7), "FP3 quali preparation"),
+    ("Qualifying", 1, (15, 0), 3, (1, 2), "Qualifying"),
+    ("Race", 2, (15, 0), 1, (0, 0), "Race"),
+)
+_SIM_PROGRAMMES = (
+    "Baseline correlation",
+    "Setup sweep - ride height",
+    "Brake bias sweep",
+    "Aero map correlation",
+    "Race simulation",
+    "Tyre degradation study",
+    "Differential map sweep",
+)
+
+
+def _ticks(seconds: float) -> int:
+    return round(seconds * TICKS_PER_SECOND)
+
+
+def _guid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+class _Builder:
+    """Lays out deterministic runs for one connection; every number comes from its own seed."""
+
+    def __init__(self, seed: str, first_id: int) -> None:
+        self.rng = random.Random(seed)
+        self.next_id = first_id
+        self.sessions: list[_Session] = []
+
+    def laps(self, start: int, lap_seconds: float, flying: int, race: bool) -> tuple[_Lap, ...]:
+        rng, clock = self.rng, start
+        laps: list[_Lap] = []
+        names = ["Out Lap", *(f"Lap {n}" for n in range(1, flying + 1)), "In Lap"]
+        for number, name in enumerate(names):
+            edge = name in ("Out Lap", "In Lap")
+            pace = rng.uniform(1.3, 1.5) if edge else rng.uniform(0.99, 1.03)
+            if race and not edge:
+                pace += 0.05 * (1 - number / flying)  # heavy fuel early in the race
+            end = clock + _ticks(lap_seconds * pace) + rng.randrange(TICKS_PER_SECOND)
+            laps.append(_Lap(number, name, clock, end, not edge))
+            clock = end
+        return tuple(laps)
+
+    def run(
+        self,
+        day: date,
+        recorded: int,
+        lap_seconds: float,
+        flying: int,
+        state: str,
+        details: tuple[tuple[str, str], ...],
+        race: bool = False,
+    ) -> int:
+        """Adds one recorded run and returns the tick at which its recording ended."""
+        rng = self.rng
+        key = _guid(rng)
+        recorded += rng.randrange(TICKS_PER_SECOND)  # seven fractional digits, as recorded
+        start = recorded + _ticks(rng.uniform(5, 40))
+        laps = self.laps(start, lap_seconds, flying, race)
+        end = laps[-1].end + _ticks(rng.uniform(2, 12))
+        stamp = datetime.combine(day, datetime.min.time()) + timedelta(
+            seconds=recorded // TICKS_PER_SECOND
+        )
+        self.next_id += rng.randint(1, 6)
+        self.sessions.append(
+            _Session(
+                key=key,
+                identifier=stamp.strftime("%y%m%d%H%M%S"),
+                day=day,
+                recorded=recorded,
+                start=start,
+                end=end,
+                laps=laps,
+                id=self.next_id,
+                state=state,
+                details=details,
+                has_parameters=True,
+            )
+        )
+        return end
+
+    def empty(self, day: date, recorded: int, state: str) -> None:
+        """A session created but never filled, like the seed's all-zero examples."""
+        self.next_id += 1
+        stamp = datetime.combine(day, datetime.min.time()) + timedelta(
+            seconds=recorded // TICKS_PER_SECOND
+        )
+        self.sessions.append(
+            _Session(
+                key=_guid(self.rng),
+                identifier=stamp.strftime("%y%m%d%H%M%S"),
+                day=day,
+                recorded=recorded + self.rng.randrange(TICKS_PER_SECOND),
+                start=0,
+                end=0,
+                laps=(),
+                id=self.next_id,
+                state=state,
+                details=(),
+                has_parameters=False,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class _Crew:
+    """Where and with whom runs were recorded: the constant part of their session details."""
+
+    circuit: str
+    driver: str
+    car: str
+    kind: str  # the "Race/Test" detail
+
+    def details(
+        self, day: date, number: int, name: str, description: str
+    ) -> tuple[tuple[str, str], ...]:
+        return (
+            ("Session Description", description),
+            ("Session Name", name),
+            ("Session Number", str(number)),
+            ("Driver", self.driver),
+            ("Car", self.car),
+            ("Circuit", self.circuit),
+            ("Race/Test", self.kind),
+            ("Date of recording", day.strftime("%d/%m/%Y")),
+        )
+
+
+def _season() -> list[_Session]:
+    builder = _Builder("sqlrace/Season2024", 1180)
+    rng = builder.rng
+    for circuit, code, first_day, lap_seconds, race_laps in _WEEKENDS:
+        for driver, car in (("KHA", "MCL24-01"), ("BRV", "MCL24-02")):
+            crew = _Crew(circuit, driver, car, "Race")
+            number = 0
+            for session, offset, (hour, minute), runs, (lo, hi), description in _WEEKEND_PLAN:
+                day = first_day + timedelta(days=offset)
+                clock = _ticks(hour * 3600 + minute * 60 + rng.uniform(0, 240))
+                for run in range(1, runs + 1):
+                    number += 1
+                    race = session == "Race"
+                    flying = race_laps if race else rng.randint(lo, hi)
+                    label = "Race" if race else f"{session} R{run}"
+                    details = crew.details(day, number, f"{code} {label} {driver}", description)
+                    end = builder.run(day, clock, lap_seconds, flying, "Historical", details, race)
+                    clock = end + _ticks(rng.uniform(240, 720))
+    # Aborted starts: created, never filled (LapsCount 0, StartTime "00:00:00").
+    builder.empty(date(2024, 3, 23), _ticks(9 * 3600 + 12 * 60 + 3), "Created")
+    builder.empty(date(2024, 7, 6), _ticks(10 * 3600 + 1 * 60 + 47), "Historical")
+    return builder.sessions
+
+
+def _simulator() -> list[_Session]:
+    builder = _Builder("sqlrace/Simulator", 4410)
+    rng = builder.rng
+    circuits = sorted(_LAP_SECONDS)
+    day = date(2024, 1, 8)
+    number = 0
+    while len(builder.sessions) < 74:
+        circuit = rng.choice(circuits)
+        programme = rng.choice(_SIM_PROGRAMMES)
+        crew = _Crew(circuit, rng.choice(("KHA", "BRV", "DEV")), "SIM-24", "Test")
+        clock = _ticks(rng.choice((9, 10, 14)) * 3600 + rng.uniform(0, 1800))
+        for run in range(1, rng.randint(2, 4) + 1):
+            number += 1
+            details = crew.details(day, number, f"DIL {circuit} {programme} R{run}", programme)
+            state = "Indexed" if number % 29 == 0 else "Historical"
+            end = builder.run(day, clock, _LAP_SECONDS[circuit], rng.randint(4, 18), state, details)
+            clock = end + _ticks(rng.uniform(300, 900))
+        day += timedelta(days=rng.randint(1, 4))
+    # A night shift that runs past midnight: its offsets pass 24 h ("1.00:..."), which the
+    # reference's "Times" note expects but calls unverified.
+    night = date(2024, 6, 20)
+    programme = "Overnight race simulation"
+    details = _Crew("Monza", "DEV", "SIM-24", "Test").details(
+        night, number + 1, f"DIL Monza {programme} R1", programme
+    )
+    builder.run(night, _ticks(23 * 3600 + 1200), _LAP_SECONDS["Monza"], 53, "Historical", details)
+    return builder.sessions
+
+
+def _live_cache() -> list[_Session]:
+    builder = _Builder("sqlrace/Live Session Cache", 9020)
+    rng = builder.rng
+    count = 24
+    # The newest runs are still being recorded or exported, as in a live cache.
+    states = {count - 1: "Live", count - 2: "LiveNotInServer", count - 5: "Exporting"}
+    for index in range(count):
+        day = date(2024, 12, 10) + timedelta(days=index // 12)
+        driver, car = ("KHA", "MCL24-01") if index % 2 == 0 else ("BRV", "MCL24-02")
+        crew = _Crew("Yas Marina", driver, car, "Test")
+        clock = _ticks(9 * 3600 + (index % 12) * 40 * 60 + rng.uniform(0, 600))
+        name = f"YMC Test R{index // 2 + 1} {driver}"
+        details = crew.details(day, index + 1, name, "Post-season tyre test")
+        state = states.get(index, "Historical")
+        builder.run(day, clock, _LAP_SECONDS["Yas Marina"], rng.randint(3, 12), state, details)
+    return builder.sessions
+
+
+_CACHE_FILE = (
+    "C:\\Users\\AdminRestApi\\AppData\\Local\\McLaren Applied Technologies"
+    "\\ATLAS 10\\SQL Race\\LiveSessionCache.ssn2"
+)
+# name: (ServerName, IsSqlite, DatabaseName, RootPath, TimeZone, Key shape, State shape, sessions)
+_ConnectionRow = tuple[
+    str, bool, str, str | None, str | None, KeyShape, StateShape, Callable[[], list[_Session]]
+]
+_CONNECTIONS: dict[str, _ConnectionRow] = {
+    "Season2024": (
+        "SQLRACE-DB01\\SQLEXPRESS", False, "SQLRACE2024", "D:\\SQLRace_Filestream", "UTC",
+        "object", "int", _season,
+    ),
+    "Simulator": (
+        "SIM-SQL01\\SQLRACE", False, "SQLRACE_SIM", "E:\\SimFilestream", None,
+        "string", "name", _simulator,
+    ),
+    "Live Session Cache": (
+        f"DbEngine=SQLite;Data Source={_CACHE_FILE};PRAGMA journal_mode=WAL;", True, _CACHE_FILE,
+        None, "UTC", "string", "int", _live_cache,
+    ),
+}  # fmt: skip
+
+
+def _connections(key_shape: KeyShape | None, state_shape: StateShape | None) -> list[_Connection]:
+    connections = []
+    for name, (server, sqlite, database, root, zone, keys, states, make) in _CONNECTIONS.items():
+        connection = _Connection(
+            name, server, sqlite, database, root, key_shape or keys, state_shape or states, zone
+        )
+        connection.add(make())
+        connections.append(connection)
+    return connections
+
+
+# --- wire formats -----------------------------------------------------------------------------
+
+
+def _timespan(ticks: int) -> str:
+    """.NET `TimeSpan.ToString()`: `[d.]hh:mm:ss[.fffffff]`, the fraction left out when zero."""
+    days, rest = divmod(ticks, TICKS_PER_DAY)
+    seconds, fraction = divmod(rest, TICKS_PER_SECOND)
+    text = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    if days:
+        text = f"{days}.{text}"
+    return f"{text}.{fraction:07d}" if fraction else text
+
+
+def _local_datetime(day: date, ticks: int) -> str:
+    """JSON.NET's default for an unspecified-kind DateTime: no offset, trailing zeros trimmed."""
+    seconds, fraction = divmod(ticks, TICKS_PER_SECOND)
+    stamp = datetime.combine(day, datetime.min.time()) + timedelta(seconds=seconds)
+    text = stamp.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{fraction:07d}".rstrip("0") if fraction else text
+
+
+def _xml_element(tag: str, value: Any, item_tag: str) -> str:
+    if value is None:
+        return f'<{tag} i:nil="true"/>'
+    if isinstance(value, dict):
+        inner = "".join(_xml_element(k, v, item_tag) for k, v in value.items())
+    elif isinstance(value, list):
+        inner = "".join(_xml_element(item_tag, v, item_tag) for v in value)
+    elif isinstance(value, bool):
+        inner = "true" if value else "false"
+    else:
+        inner = escape(str(value))
+    return f"<{tag}>{inner}</{tag}>"
+
+
+def _to_xml(payload: Any, type_name: str) -> bytes:
+    """A small DataContractSerializer look-alike: `ArrayOfX` of `X` elements."""
+    root = f"ArrayOf{type_name}" if isinstance(payload, list) else type_name
+    body = _xml_element(root, payload, type_name)
+    if type_name == "Error":  # Web API writes its HttpError without a data contract namespace
+        return body.encode()
+    return body.replace(f"<{root}>", f"<{root} {XML_NAMESPACES}>", 1).encode()
+
+
+def _media_quality(accept: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        kind = {"application/json": "json", "text/json": "json"}.get(media.lower())
+        kind = kind or {"application/xml": "xml", "text/xml": "xml"}.get(media.lower())
+        if kind:
+            found[kind] = max(found.get(kind, 0.0), quality)
+    return found
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, message: str, **extra: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"Message": message, **extra}
+
+
+@dataclass
+class _Call:
+    request: web.Request
+    dialect: Dialect
+    args: list[str]
+    query: dict[str, str]  # Web API binds query parameters case-insensitively
+
+
+Handler = Callable[["_Emulator", _Call], tuple[Any, str]]
+
+
+@dataclass
+class _Tokens:
+    lifetime: float
+    issued: int = 0
+    expiry: dict[str, float] = field(default_factory=dict)
+
+    def issue(self) -> str:
+        token = secrets.token_urlsafe(96)  # opaque, long, like OWIN's protected tickets
+        self.expiry[token] = time.monotonic() + self.lifetime
+        self.issued += 1
+        return token
+
+    def valid(self, token: str) -> bool:
+        expiry = self.expiry.get(token)
+        if expiry is None:
+            return False
+        if expiry <= time.monotonic():
+            del self.expiry[token]
+            return False
+        return True
+
+    def clear(self) -> None:
+        self.issued = 0
+        self.expiry.clear()
+
+
+@dataclass
+class _Emulator:
+    connections: dict[str, _Connection]
+    tokens: _Tokens
+    username: str
+    password: str
+    default_page_size: int
+    default_format: Literal["xml", "json"]
+    auth_failure_status: int
+    single_session_route: bool
+
+    # --- plumbing ---
+
+    def negotiate(
+        self,
+        request: web.Request,
+        payload: Any,
+        type_name: str,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        quality = _media_quality(request.headers.get("Accept", ""))
+        wanted = max(quality, key=lambda k: (quality[k], k == "json")) if quality else None
+        if wanted is None or quality[wanted] <= 0:
+            wanted = self.default_format
+        if wanted == "json":
+            body, content_type = orjson.dumps(payload), "application/json"
+        else:
+            body, content_type = _to_xml(payload, type_name), "application/xml"
+        return web.Response(
+            body=body, status=status, content_type=content_type, charset="utf-8", headers=headers
+        )
+
+    def authorised(self, request: web.Request) -> bool:
+        scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+        return scheme.lower() == "bearer" and self.tokens.valid(token.strip())
+
+    def page(self, call: _Call, items: Sequence[T]) -> Sequence[T]:
+        page = _int_query(call.query, "page", 0)
+        size = _int_query(call.query, "pageSize", self.default_page_size, minimum=1)
+        return items[page * size : (page + 1) * size]
+
+    def connection(self, call: _Call) -> _Connection:
+        found = self.connections.get(call.args[0])
+        if found is None:
+            raise _HttpError(404, f"Connection '{call.args[0]}' was not found.")
+        return found
+
+    def session(self, call: _Call) -> tuple[_Connection, _Session]:
+        connection = self.connection(call)
+        found = connection.by_key.get(call.args[1].lower())
+        if found is None:
+            raise _HttpError(
+                404, f"Session '{call.args[1]}' was not found in connection '{connection.name}'."
+            )
+        return connection, found
+
+    # --- API ---
+
+    def connection_json(self, connection: _Connection, dialect: Dialect) -> dict[str, Any]:
+        # The v1 examples leave FriendlyName out; it equals Identifier in every example.
+        friendly = {"FriendlyName": connection.name} if dialect == "api" else {}
+        return friendly | {
+            "ServerName": connection.server_name,
+            "IsSqlite": connection.is_sqlite,
+            "DatabaseName": connection.database_name,
+            "Identifier": connection.name,
+            "RootPath": connection.root_path,
+        }
+
+    def session_json(self, connection: _Connection, session: _Session) -> dict[str, Any]:
+        key = {"value": session.key} if connection.key_shape == "object" else session.key
+        time_zone = {"TimeZone": connection.time_zone} if connection.time_zone else {}
+        state = STATE_CODES[session.state] if connection.state_shape == "int" else session.state
+        return (
+            {
+                "Key": key,
+                "Identifier": session.identifier,
+                "TimeOfRecording": _local_datetime(session.day, session.recorded),
+            }
+            | time_zone
+            | {
+                "SessionType": "Session",
+                "StartTime": _timespan(session.start),
+                "EndTime": _timespan(session.end),
+                "LapsCount": len(session.laps),
+                "Id": session.id,
+                "State": state,
+            }
+        )
+
+    def list_connections(self, call: _Call) -> tuple[Any, str]:
+        return [self.connection_json(c, call.dialect) for c in self.connections.values()], (
+            "Connection"
+        )
+
+    def get_connection(self, call: _Call) -> tuple[Any, str]:
+        return self.connection_json(self.connection(call), call.dialect), "Connection"
+
+    def list_sessions(self, call: _Call, live: bool = False) -> tuple[Any, str]:
+        connection = self.connection(call)
+        if "filter" in call.query:
+            raise _HttpError(
+                400,
+                "The request is invalid.",
+                MessageDetail="The sandbox does not evaluate filter.",
+            )
+        wanted = _detail_filter(call.query.get("details", call.query.get("items", "")))
+        sessions = [
+            s
+            for s in connection.sessions
+            if (not live or s.state in LIVE_STATES) and wanted <= set(s.details)
+        ]
+        return [self.session_json(connection, s) for s in self.page(call, sessions)], "Session"
+
+    def list_live_sessions(self, call: _Call) -> tuple[Any, str]:
+        return self.list_sessions(call, live=True)
+
+    def get_session(self, call: _Call) -> tuple[Any, str]:
+        if not self.single_session_route:
+            raise _no_resource(call.request)
+        return self.session_json(*self.session(call)), "Session"
+
+    def list_details(self, call: _Call) -> tuple[Any, str]:
+        _, session = self.session(call)
+        return [{"Name": n, "Value": v} for n, v in session.details], "SessionDetail"
+
+    def get_detail(self, call: _Call) -> tuple[Any, str]:
+        _, session = self.session(call)
+        for name, value in session.details:
+            if name == call.args[2]:
+                return {"Name": name, "Value": value}, "SessionDetail"
+        raise _HttpError(404, f"Detail '{call.args[2]}' was not found.")
+
+    @staticmethod
+    def lap_json(lap: _Lap) -> dict[str, Any]:
+        return {
+            "StartTime": _timespan(lap.start),
+            "EndTime": _timespan(lap.end),
+            "LapTime": _timespan(lap.end - lap.start),
+            "CountForFastestLap": lap.counts,
+            "Name": lap.name,
+            "Number": lap.number,
+        }
+
+    def list_laps(self, call: _Call) -> tuple[Any, str]:
+        _, session = self.session(call)
+        return [self.lap_json(lap) for lap in session.laps], "Lap"
+
+    def get_lap(self, call: _Call) -> tuple[Any, str]:
+        _, session = self.session(call)
+        for lap in session.laps:
+            if str(lap.number) == call.args[2]:
+                return self.lap_json(lap), "Lap"
+        raise _HttpError(404, f"Lap '{call.args[2]}' was not found.")
+
+    def list_parameters(self, call: _Call) -> tuple[Any, str]:
+        _, session = self.session(call)
+        contains = call.query.get("contains", "").lower()
+        starts = call.query.get("startswith", "").lower()
+        chosen = [
+            p
+            for p in (_PARAMETERS if session.has_parameters else ())
+            if contains in p.identifier.lower() and p.identifier.lower().startswith(starts)
+        ]
+        # PascalCase throughout: the 2018 fields plus the 2019 additions, since "the v1 SQLRace
+        # docs did not change field casing".
+        return [
+            {
+                "Identifier": p.identifier,
+                "Name": p.identifier.split(":", 1)[0],
+                "Description": p.description,
+                "Units": p.units,
+                "Format": p.format,
+                "MinimumValue": p.minimum,
+                "MaximumValue": p.maximum,
+                "ParentParameterGroup": p.group,
+                "Frequency": p.frequency,
+            }
+            for p in self.page(call, chosen)
+        ], "Parameter"
+
+    # --- endpoints ---
+
+    async def token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        headers = {"Cache-Control": "no-cache", "Pragma": "no-cache", "Expires": "-1"}
+        if form.get("grant_type") != "password":
+            return web.json_response(
+                {"error": "unsupported_grant_type"}, status=400, headers=headers
+            )
+        username, password = str(form.get("username", "")), str(form.get("password", ""))
+        if not (
+            hmac.compare_digest(username.encode(), self.username.encode())
+            & hmac.compare_digest(password.encode(), self.password.encode())
+        ):
+            return web.json_response(
+                {
+                    "error": "invalid_grant",
+                    "error_description": "The user name or password is incorrect.",
+                },
+                status=self.auth_failure_status,
+                headers=headers,
+            )
+        token = self.tokens.issue()
+        # OWIN reports the whole seconds left when it answers: 86399 for a one-day ticket.
+        expires_in = max(0, math.ceil(self.tokens.lifetime) - 1)
+        return web.json_response(
+            {"access_token": token, "token_type": "bearer", "expires_in": expires_in},
+            headers=headers,
+        )
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        # Each raw segment is decoded exactly once and never normalised, so `%2F`, `..` or `%2E%2E`
+        # inside a name stay inside that name.
+        segments = [unquote(s) for s in request.rel_url.raw_path.split("/")[1:]]
+        if len(segments) > 1 and segments[-1] == "":
+            segments.pop()
+        try:
+            dialect, handler, args = _route(segments)
+            if handler is None:
+                raise _no_resource(request)
+            if request.method != "GET":
+                raise _HttpError(
+                    405, f"The requested resource does not support http method '{request.method}'."
+                )
+            if not self.authorised(request):
+                return self.negotiate(
+                    request, {"Message": DENIED}, "Error", 401, {"WWW-Authenticate": "Bearer"}
+                )
+            query = {k.lower(): v for k, v in request.query.items()}
+            payload, type_name = handler(self, _Call(request, dialect, args, query))
+        except _HttpError as error:
+            headers = {"Allow": "GET"} if error.status == 405 else None
+            return self.negotiate(request, error.body, "Error", error.status, headers)
+        return self.negotiate(request, payload, type_name)
+
+    async def token_count(self, _request: web.Request) -> web.Response:
+        return web.json_response({"issued": self.tokens.issued})
+
+    async def revoke_tokens(self, _request: web.Request) -> web.Response:
+        revoked = len(self.tokens.expiry)
+        self.tokens.expiry.clear()
+        return web.json_response({"revoked": revoked})
+
+
+def _no_resource(request: web.Request) -> _HttpError:
+    return _HttpError(
+        404, f"No HTTP resource was found that matches the request URI '{request.url}'."
+    )
+
+
+def _int_query(query: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = query.get(name.lower())
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise _HttpError(
+            400,
+            "The request is invalid.",
+            MessageDetail=f"'{raw}' is not a valid value for {name}.",
+        )
+    return value
+
+
+def _detail_filter(text: str) -> set[tuple[str, str]]:
+    pairs = (item.partition(":") for item in text.split(",") if item.strip())
+    return {(name.strip(), value.strip()) for name, _, value in pairs}
+
+
+_ARG = "{}"
+_ROUTES: tuple[tuple[tuple[str, ...], Handler], ...] = (
+    (("connections",), _Emulator.list_connections),
+    (("connections", _ARG), _Emulator.get_connection),
+    (("connections", _ARG, "sessions"), _Emulator.list_sessions),
+    (("connections", _ARG, "sessions", "live"), _Emulator.list_live_sessions),
+    # Not in the reference; served only with `create_app(single_session_route=True)`.
+    (("connections", _ARG, "sessions", _ARG), _Emulator.get_session),
+    (("connections", _ARG, "sessions", _ARG, "details"), _Emulator.list_details),
+    (("connections", _ARG, "sessions", _ARG, "details", _ARG), _Emulator.get_detail),
+    (("connections", _ARG, "sessions", _ARG, "laps"), _Emulator.list_laps),
+    (("connections", _ARG, "sessions", _ARG, "laps", _ARG), _Emulator.get_lap),
+    (("connections", _ARG, "sessions", _ARG, "parameters"), _Emulator.list_parameters),
+)
+
+
+def _route(segments: list[str]) -> tuple[Dialect, Handler | None, list[str]]:
+    if segments[:2] == ["api", "v1"]:
+        dialect: Dialect = "api/v1"
+        rest = segments[2:]
+    elif segments[:1] == ["api"]:
+        dialect, rest = "api", segments[1:]
+    else:
+        return "api", None, []
+    for pattern, handler in _ROUTES:
+        if len(pattern) == len(rest) and all(
+            p in (_ARG, s) for p, s in zip(pattern, rest, strict=True)
+        ):
+            return dialect, handler, [s for p, s in zip(pattern, rest, strict=True) if p == _ARG]
+    return dialect, None, []
+
+
+def _fault(status: int, retry_after: float | None) -> web.StreamResponse:
+    known = status in HTTPStatus._value2member_map_
+    message = HTTPStatus(status).phrase if known and status != 500 else "An error has occurred."
+    headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after is not None else None
+    return web.json_response({"Message": message}, status=status, headers=headers)
+
+
+def create_app(
+    *,
+    username: str = "admin",
+    password: str = "admin",  # noqa: S107 - a fresh install's documented default
+    token_lifetime: float = 86_400,
+    default_page_size: int = 50,
+    key_shape: KeyShape | None = None,
+    state_shape: StateShape | None = None,
+    default_format: Literal["xml", "json"] = "xml",
+    auth_failure_status: int = 400,
+    single_session_route: bool = False,
+) -> web.Application:
+    """Builds the emulator; every option has the default the sandbox runs with.
+
+    `default_page_size` settles the documented 50-vs-200 conflict (50, as the seed says);
+    `default_format` answers requests whose Accept names neither JSON nor XML (a real Web API 2
+    server would likely pick JSON for `*/*`; XML makes a client that forgets the header notice);
+    `auth_failure_status` is what bad credentials get from `/token` (undocumented; OWIN sends 400).
+    """
+    emulator = _Emulator(
+        connections={c.name: c for c in _connections(key_shape, state_shape)},
+        tokens=_Tokens(token_lifetime),
+        username=username,
+        password=password,
+        default_page_size=default_page_size,
+        default_format=default_format,
+        auth_failure_status=auth_failure_status,
+        single_session_route=single_session_route,
+    )
+    app = web.Application()
+    control = SandboxControl(fault_responder=_fault)
+    control.reset_hooks.append(emulator.tokens.clear)
+    control.install(app)
+    app.router.add_get(CONTROL_PREFIX + "sqlrace/tokens", emulator.token_count)
+    app.router.add_delete(CONTROL_PREFIX + "sqlrace/tokens", emulator.revoke_tokens)
+    app.router.add_post("/token", emulator.token)
+    app.router.add_route("*", "/{tail:.*}", emulator.dispatch)
+    return app
+
+
+SPEC = EmulatorSpec(
+    name="sqlrace",
+    create_app=create_app,
+    base_path="",
+    gateway_env=lambda root: {
+        "SQLRACE_URL": root,
+        "SQLRACE_API_PATH": "api",
+        "SQLRACE_USERNAME": "admin",
+        "SQLRACE_PASSWORD": "admin",
+    },
+)
