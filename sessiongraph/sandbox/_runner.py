@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from . import openf1
+from . import guidebook, openf1, sqlrace
 from ._spec import EmulatorSpec
 
 __all__ = ["EMULATORS", "EmulatorSpec", "RunningSandbox", "start_sandbox"]
 
 
-EMULATORS: tuple[EmulatorSpec, ...] = (openf1.SPEC,)
+EMULATORS: tuple[EmulatorSpec, ...] = (openf1.SPEC, sqlrace.SPEC, guidebook.SPEC)
 
 
 @dataclass
