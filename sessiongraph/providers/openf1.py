@@ -7,9 +7,10 @@ it is sure the upstream reads as meant, and every result is filtered again local
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -44,8 +45,14 @@ _OPERATOR_CHARS = frozenset("<>=")
 
 def parse_instant(value: Any) -> datetime | None:
     """OpenF1 instants: ISO 8601, with or without microseconds, always with an offset."""
-    if not isinstance(value, str) or not value:
+    if type(value) is not str or not value:
         return None
+    return _parse_instant_text(value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_instant_text(value: str) -> datetime | None:
+    # The same few thousand schedule instants arrive again with every request.
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -102,50 +109,44 @@ class F1SessionRecord:
 RecordT = TypeVar("RecordT", MeetingRecord, F1SessionRecord)
 
 _INSTANT_FIELDS = frozenset({"date_start", "date_end"})
-_FIELD_TYPES: dict[type[Any], dict[str, type[Any]]] = {}
+Converter = Callable[[Any], Any]
 
 
-def _field_kinds(cls: type[Any]) -> dict[str, type[Any]]:
-    kinds = _FIELD_TYPES.get(cls)
-    if kinds is None:
-        kinds = {}
-        for f in fields(cls):
-            text = str(f.type)
-            kind: type[Any] = str
-            if f.name in _INSTANT_FIELDS:
-                kind = datetime
-            elif text.startswith("int"):
-                kind = int
-            elif text.startswith("bool"):
-                kind = bool
-            kinds[f.name] = kind
-        _FIELD_TYPES[cls] = kinds
-    return kinds
+def _exact(kind: type[Any]) -> Converter:
+    # `type(...) is`, not isinstance: a JSON true must not pass as the int 1.
+    return lambda value: value if type(value) is kind else None
+
+
+def _converters(cls: type[Any]) -> tuple[tuple[str, Converter], ...]:
+    plan: list[tuple[str, Converter]] = []
+    for f in fields(cls):
+        text = str(f.type)
+        if f.name in _INSTANT_FIELDS:
+            plan.append((f.name, parse_instant))
+        elif text.startswith("int"):
+            plan.append((f.name, _exact(int)))
+        elif text.startswith("bool"):
+            plan.append((f.name, _exact(bool)))
+        else:
+            plan.append((f.name, _exact(str)))
+    return tuple(plan)
+
+
+_PLANS: dict[type[Any], tuple[tuple[str, Converter], ...]] = {}
 
 
 def to_record(cls: type[RecordT], row: Any) -> RecordT | None:
     """Map one JSON row to a record, tolerating missing or mistyped fields (schema drift)."""
     if not isinstance(row, dict):
         return None
-    values: dict[str, Any] = {}
-    for name, kind in _field_kinds(cls).items():
-        raw = row.get(name)
-        if kind is datetime:
-            values[name] = parse_instant(raw)
-        elif kind is int:
-            values[name] = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
-        elif kind is bool:
-            values[name] = raw if isinstance(raw, bool) else None
-        else:
-            values[name] = raw if isinstance(raw, str) else None
-    try:
-        record = cls(**values)
-    except TypeError:
-        return None
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = _converters(cls)
+    values = {name: convert(row.get(name)) for name, convert in plan}
     key_fields = ("meeting_key",) if cls is MeetingRecord else ("session_key", "meeting_key")
     if any(values[name] is None for name in key_fields):
         return None
-    return record
+    return cls(**values)
 
 
 def _upstream_casts(value: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Iterable
+
 from ..errors import BadUserInput, NotFound
 from ..filtering import Condition, FilterSpec
 from ..providers.openf1 import F1SessionRecord, MeetingRecord
@@ -18,16 +20,21 @@ __all__ = [
 ]
 
 
-async def meetings(info: Info, filter_input: object | None) -> list[MeetingRecord]:
-    records = await info.context.providers.openf1.meetings(to_filter_spec(filter_input))
-    info.context.loaders.prime_meetings(records)
-    return records
+async def meetings(
+    info: Info, filter_input: object | None, session_filters: Iterable[object | None] = ()
+) -> list[MeetingRecord]:
+    """`session_filters`: the `sessions(filter:)` arguments the query selects on each meeting."""
+    return await info.context.loaders.meetings_with_sessions(
+        to_filter_spec(filter_input), [to_filter_spec(f) for f in session_filters]
+    )
 
 
-async def f1_sessions(info: Info, filter_input: object | None) -> list[F1SessionRecord]:
-    records = await info.context.providers.openf1.sessions(to_filter_spec(filter_input))
-    info.context.loaders.prime_f1_sessions(records)
-    return records
+async def f1_sessions(
+    info: Info, filter_input: object | None, meeting_selected: bool = False
+) -> list[F1SessionRecord]:
+    return await info.context.loaders.sessions_with_meetings(
+        to_filter_spec(filter_input), meeting_selected
+    )
 
 
 def _key_or_latest(key: int | None, latest: bool | None, what: str) -> FilterSpec:
@@ -72,8 +79,20 @@ async def sessions_of_meeting(
     return await info.context.loaders.f1_sessions_of_meeting.load((meeting_key, spec))
 
 
-async def meeting_of_session(info: Info, meeting_key: int) -> MeetingRecord:
-    found = await info.context.loaders.meeting.load(meeting_key)
+def meeting_of_session(info: Info, meeting_key: int) -> MeetingRecord | Awaitable[MeetingRecord]:
+    """Synchronous when the meeting is already loaded, which it is after any meetings list."""
+    found = info.context.loaders.meeting.get(meeting_key)
+    if isinstance(found, MeetingRecord):
+        return found
+    if found is None:
+        raise NotFound(f"meeting {meeting_key} of this session does not exist upstream")
+    return _meeting_or_not_found(found, meeting_key)
+
+
+async def _meeting_or_not_found(
+    pending: Awaitable[MeetingRecord | None], meeting_key: int
+) -> MeetingRecord:
+    found = await pending
     if found is None:
         raise NotFound(f"meeting {meeting_key} of this session does not exist upstream")
     return found

@@ -11,10 +11,8 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
     DisableIntrospection,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
 )
@@ -24,6 +22,7 @@ from strawberry.types import ExecutionContext
 from ..config import Settings
 from ..errors import SessionGraphError
 from .errors import ErrorCodes
+from .limits import QueryLimits
 from .query import Query
 from .scalars import DATETIME_SCALAR
 
@@ -57,9 +56,8 @@ def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
         ErrorCodes,
         partial(ParserCache, maxsize=256),
         partial(ValidationCache, maxsize=256),
-        partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
+        partial(QueryLimits, max_depth=settings.max_query_depth, max_aliases=settings.max_aliases),
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
-        partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)

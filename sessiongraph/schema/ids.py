@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 
 import strawberry
 
@@ -12,6 +13,7 @@ from ..errors import BadUserInput
 __all__ = ["decode_id", "encode_id"]
 
 
+@functools.lru_cache(maxsize=16384)
 def encode_id(type_name: str, key: object) -> strawberry.ID:
     return strawberry.ID(base64.urlsafe_b64encode(f"{type_name}:{key}".encode()).decode())
 

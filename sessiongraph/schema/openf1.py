@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Self
 
 import strawberry
+from strawberry.types.arguments import convert_argument
+from strawberry.types.nodes import SelectedField
 
 from ..providers.openf1 import F1SessionRecord, MeetingRecord
 from ..resolvers import openf1 as resolve
@@ -110,8 +113,12 @@ class Meeting:
             meeting_code=record.meeting_code,
         )
 
-    @strawberry.field(description="The meeting's sessions in start order.")
-    async def sessions(self, info: Info, filter: F1SessionFilter | None = None) -> list[F1Session]:
+    @strawberry.field(
+        description="The meeting's sessions in start order; null with an error if unavailable."
+    )
+    async def sessions(
+        self, info: Info, filter: F1SessionFilter | None = None
+    ) -> list[F1Session] | None:
         records = await resolve.sessions_of_meeting(info, self.meeting_key, filter)
         return [F1Session.from_record(r) for r in records]
 
@@ -162,8 +169,43 @@ class F1Session(Session):
         )
 
     @strawberry.field(description="The meeting this session belongs to.")
-    async def meeting(self, info: Info) -> Meeting | None:
-        return Meeting.from_record(await resolve.meeting_of_session(info, self.meeting_key))
+    def meeting(self, info: Info) -> Meeting | None:
+        # Not async: an already-loaded meeting is returned without an event-loop round trip.
+        found = resolve.meeting_of_session(info, self.meeting_key)
+        if isinstance(found, MeetingRecord):
+            return Meeting.from_record(found)
+        return _meeting_later(found)  # type: ignore[return-value]
+
+
+def _subselections(info: Info, name: str) -> list[SelectedField]:
+    """The fields called `name` directly below the current field, through fragments too."""
+    found: list[SelectedField] = []
+    pending = list(info.selected_fields[0].selections) if info.selected_fields else []
+    while pending:
+        selection = pending.pop()
+        if isinstance(selection, SelectedField):
+            if selection.name == name:
+                found.append(selection)
+        else:
+            pending.extend(selection.selections)
+    return found
+
+
+def _selected_session_filters(info: Info) -> list[F1SessionFilter | None]:
+    """The `sessions(filter:)` inputs a meetings query will ask for, to fetch them early."""
+    converter = info.schema.schema_converter
+    filters: list[F1SessionFilter | None] = []
+    for field in _subselections(info, "sessions"):
+        raw = field.arguments.get("filter")
+        converted = convert_argument(
+            raw, F1SessionFilter, converter.scalar_registry, info.schema.config
+        )
+        filters.append(converted if isinstance(converted, F1SessionFilter) else None)
+    return filters
+
+
+async def _meeting_later(pending: Awaitable[MeetingRecord]) -> Meeting:
+    return Meeting.from_record(await pending)
 
 
 @strawberry.type
@@ -172,7 +214,8 @@ class OpenF1Query:
 
     @strawberry.field(description="F1 meetings (Grand Prix and testing weekends), in start order.")
     async def meetings(self, info: Info, filter: MeetingFilter | None = None) -> list[Meeting]:
-        return [Meeting.from_record(r) for r in await resolve.meetings(info, filter)]
+        records = await resolve.meetings(info, filter, _selected_session_filters(info))
+        return [Meeting.from_record(r) for r in records]
 
     @strawberry.field(description="One meeting, by `key` or the `latest` one.")
     async def meeting(
@@ -184,7 +227,8 @@ class OpenF1Query:
     async def f1_sessions(
         self, info: Info, filter: F1SessionFilter | None = None
     ) -> list[F1Session]:
-        return [F1Session.from_record(r) for r in await resolve.f1_sessions(info, filter)]
+        records = await resolve.f1_sessions(info, filter, bool(_subselections(info, "meeting")))
+        return [F1Session.from_record(r) for r in records]
 
     @strawberry.field(description="One F1 session, by `key` or the `latest` one.")
     async def f1_session(

@@ -178,3 +178,30 @@ def test_key_and_latest_are_exclusive(gateway: Gateway, sandbox: Sandbox) -> Non
         result = gateway.query(f"{{ f1Session{args} {{ sessionKey }} }}")
         assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", args
     assert sandbox.requests("openf1") == 0
+
+
+def test_sessions_fetched_alongside_meetings_match_the_plain_path(
+    gateway: Gateway, make_gateway: Any, sandbox: Sandbox
+) -> None:
+    plain = make_gateway(dataloader_batching=False)
+    queries = [
+        SEASON_QUERY,
+        """{ meetings(filter: {countryCode: {eq: "MON"}}) {
+               meetingKey sessions(filter: {sessionName: {in: ["Race", "Qualifying"]}}) {
+                 sessionKey } } }""",
+        """{ meetings(filter: {meetingKey: {latest: true}}) { ...M } }
+           fragment M on Meeting { a: sessions { sessionKey } b: sessions(filter: {
+             sessionType: {eq: "Race"}}) { sessionName } }""",
+        """{ meetings(filter: {meetingName: {eq: "Belgian Grand Prix"}}) {
+               sessions(filter: {meetingKey: {eq: 1265}}) { sessionKey } } }""",
+        """{ f1Sessions(filter: {year: {eq: 2025}, sessionName: {eq: "Sprint"}}) {
+               sessionKey meeting { meetingName } } }""",
+    ]
+    for query in queries:
+        assert data(gateway.query(query)) == data(plain.query(query)), query
+
+
+def test_sessions_are_requested_together_with_meetings(gateway: Gateway, sandbox: Sandbox) -> None:
+    data(gateway.query(SEASON_QUERY))
+    # One sessions request filtered like the meetings, not one keyed by their results.
+    assert sandbox.stats("openf1")["by_path"] == {"/v1/meetings": 1, "/v1/sessions": 1}

@@ -105,3 +105,17 @@ def test_one_failing_field_leaves_its_siblings_intact(gateway: Gateway) -> None:
     )
     assert result["data"] == {"ok": {"meetingName": "Belgian Grand Prix"}, "missing": None}
     assert [e["path"] for e in result["errors"]] == [["missing"]]
+
+
+def test_failing_sessions_do_not_take_down_their_meetings(
+    make_gateway: Any, sandbox: Sandbox
+) -> None:
+    gateway = make_gateway(retry_attempts=0)
+    sandbox.faults("openf1", error_rate=1.0, error_status=503, path_prefix="/v1/sessions")
+    result = gateway.query(
+        '{ meetings(filter: {countryCode: {eq: "BEL"}}) { year sessions { sessionKey } } }'
+    )
+    assert [m["year"] for m in result["data"]["meetings"]] == [2023, 2024, 2025]
+    assert all(m["sessions"] is None for m in result["data"]["meetings"])
+    assert {e["extensions"]["code"] for e in result["errors"]} == {"UPSTREAM_UNAVAILABLE"}
+    assert [e["path"][0:2] for e in result["errors"]][0] == ["meetings", 0]
