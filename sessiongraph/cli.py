@@ -84,7 +84,8 @@ def _serve(args: argparse.Namespace) -> None:
         raise SystemExit("sessiongraph: --workers must be at least 1")
     with contextlib.ExitStack() as stack:
         if args.sandbox:
-            env = stack.enter_context(_emulators(args.host))
+            # Emulators stay on loopback whatever --host says: they are not for the network.
+            env = stack.enter_context(_emulators("127.0.0.1"))
             for key, value in env.items():
                 os.environ[ENV_PREFIX + key] = value
             os.environ[ENV_PREFIX + "SANDBOX"] = "true"
