@@ -23,6 +23,7 @@ from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
 
+from .cache import ResponseCache, current_warnings, start_collecting
 from .config import Settings
 from .loaders import Loaders
 from .providers import Providers, UpstreamStatus, build_providers
@@ -60,6 +61,7 @@ class GraphQLView(GraphQL[Context, None]):
         await response(scope, receive, send)
 
     async def get_context(self, request: Any, response: Any) -> Context:
+        start_collecting()
         return Context(
             settings=self.settings,
             providers=self.providers,
@@ -73,7 +75,11 @@ class GraphQLView(GraphQL[Context, None]):
         for error in result.errors or ():
             if "code" not in (error.extensions or {}):
                 error.extensions = {**(error.extensions or {}), "code": classify(error)}
-        return process_result(result)
+        body = process_result(result)
+        warnings = current_warnings()
+        if warnings:
+            body["extensions"] = {**(body.get("extensions") or {}), "warnings": warnings}
+        return body
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
@@ -129,17 +135,29 @@ class Readiness:
     A TCP connect costs nothing against the upstreams' request budgets, unlike an API call.
     """
 
-    def __init__(self, statuses: dict[str, UpstreamStatus], sandbox: bool) -> None:
+    def __init__(
+        self, statuses: dict[str, UpstreamStatus], sandbox: bool, cache: ResponseCache
+    ) -> None:
         self.statuses = statuses
         self.sandbox = sandbox
-        self._cache: tuple[float, dict[str, Any], bool] | None = None
+        self.cache = cache
+        self._memo: tuple[float, dict[str, Any], bool] | None = None
 
     async def endpoint(self, _request: Request) -> Response:
         now = time.monotonic()
-        if self._cache is None or now - self._cache[0] > 5:
+        if self._memo is None or now - self._memo[0] > 5:
             body, ready = await self._check()
-            self._cache = (now, body, ready)
-        _, body, ready = self._cache
+            self._memo = (now, body, ready)
+        _, body, ready = self._memo
+        # Cache figures change with every request; they are never served from the 5 s memo.
+        cache = self.cache
+        body = {
+            **body,
+            "cache": {
+                "backend": cache.backend.name if cache.backend is not None else "none",
+                "upstreams": {name: dict(counts) for name, counts in cache.stats.items()},
+            },
+        }
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def _check(self) -> tuple[dict[str, Any], bool]:
@@ -216,7 +234,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route(
                 "/readyz",
-                Readiness(providers.statuses, settings.sandbox).endpoint,
+                Readiness(providers.statuses, settings.sandbox, providers.cache).endpoint,
                 methods=["GET"],
             ),
         ],

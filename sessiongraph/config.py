@@ -63,6 +63,18 @@ class Settings(BaseSettings):
     dataloader_batching: bool = True
 
     cache_url: str = "memory://"
+    cache_max_entries: int = Field(default=10_000, ge=1)
+    cache_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    # OpenF1 meetings/sessions that ended over an hour ago change once a day at most.
+    cache_ttl_openf1_settled_seconds: float = Field(default=6 * 3600, ge=0)
+    cache_ttl_openf1_recent_seconds: float = Field(default=300, ge=0)
+    cache_ttl_openf1_latest_seconds: float = Field(default=60, ge=0)
+    cache_ttl_guidebook_seconds: float = Field(default=30, ge=0)
+    cache_ttl_sqlrace_seconds: float = Field(default=30, ge=0)
+    # After its TTL an entry is still served for this long while one refresh runs...
+    cache_stale_seconds: float = Field(default=300, ge=0)
+    # ...and for this long beyond that, with a warning, when the upstream fails.
+    cache_grace_seconds: float = Field(default=86400, ge=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     graphiql: bool = True
     introspection: bool = True

@@ -127,6 +127,7 @@ class Gateway:
 
 def sandbox_settings(sandbox: Sandbox, **overrides: Any) -> Settings:
     values: dict[str, Any] = {key.lower(): value for key, value in sandbox.env.items()}
-    values.update(sandbox=True, log_format="text")
+    # No cross-request cache unless a test asks: emulator resets must be seen at once.
+    values.update(sandbox=True, log_format="text", cache_url="none")
     values.update(overrides)
     return Settings(**values)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ..cache import Freshness, ResponseCache, build_cache
 from ..config import Settings
 from ..errors import UpstreamNotConfigured
 from ._auth import TokenAuth
 from ._http import RetryPolicy, UpstreamClient
 from ._ratelimit import RateLimiter
-from .openf1 import OpenF1Provider, openf1_token_fetcher
+from .openf1 import OpenF1Freshness, OpenF1Provider, openf1_token_fetcher
 
 __all__ = ["Providers", "UpstreamStatus", "build_providers"]
 
@@ -30,6 +31,7 @@ class Providers:
     """One provider per configured upstream, sharing nothing but the settings."""
 
     openf1: OpenF1Provider
+    cache: ResponseCache
     clients: list[UpstreamClient] = field(default_factory=list)
     statuses: dict[str, UpstreamStatus] = field(default_factory=dict)
 
@@ -46,9 +48,13 @@ class Providers:
     async def close(self) -> None:
         for client in self.clients:
             await client.close()
+        await self.cache.close()
 
 
-def _client(settings: Settings, name: str, base_url: str, **options: object) -> UpstreamClient:
+def _client(
+    settings: Settings, cache: ResponseCache, name: str, base_url: str, **options: object
+) -> UpstreamClient:
+    ttl: float = getattr(settings, f"cache_ttl_{name}_seconds", 0.0)
     return UpstreamClient(
         name,
         base_url,
@@ -57,13 +63,17 @@ def _client(settings: Settings, name: str, base_url: str, **options: object) -> 
             attempts=settings.retry_attempts, budget_seconds=settings.retry_budget_seconds
         ),
         concurrency=settings.upstream_concurrency,
+        cache=cache,
+        freshness=Freshness(ttl, settings.cache_stale_seconds),
         **options,  # type: ignore[arg-type]
     )
 
 
 def build_providers(settings: Settings) -> Providers:
+    cache = build_cache(settings)
     openf1_client = _client(
         settings,
+        cache,
         "openf1",
         settings.openf1_url,
         rate_limiter=RateLimiter(settings.openf1_rate_per_second, settings.openf1_rate_per_minute),
@@ -81,7 +91,17 @@ def build_providers(settings: Settings) -> Providers:
             )
         )
     providers = Providers(
-        openf1=OpenF1Provider(openf1_client, max_url_length=settings.openf1_max_url_length),
+        openf1=OpenF1Provider(
+            openf1_client,
+            max_url_length=settings.openf1_max_url_length,
+            freshness=OpenF1Freshness(
+                settled_seconds=settings.cache_ttl_openf1_settled_seconds,
+                recent_seconds=settings.cache_ttl_openf1_recent_seconds,
+                latest_seconds=settings.cache_ttl_openf1_latest_seconds,
+                stale_seconds=settings.cache_stale_seconds,
+            ),
+        ),
+        cache=cache,
         clients=[openf1_client],
     )
     providers.statuses["openf1"] = UpstreamStatus("openf1", True, settings.openf1_url)

@@ -15,6 +15,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from ..cache import Freshness, Policy, ResponseCache, Stored
 from ..errors import (
     UpstreamAuthFailed,
     UpstreamError,
@@ -89,6 +90,9 @@ class UpstreamClient:
         rate_limiter: RateLimiter | None = None,
         concurrency: int = 32,
         auth: Authenticator | None = None,
+        cache: ResponseCache | None = None,
+        cache_scope: str = "",
+        freshness: Freshness | None = None,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
@@ -99,6 +103,11 @@ class UpstreamClient:
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
         self.requests_sent = 0
+        # Coalescing of identical reads happens even when no cache backend is configured.
+        self.cache = cache or ResponseCache(None)
+        # Distinguishes cached reads made with different credentials (private data).
+        self.cache_scope = cache_scope
+        self.freshness = freshness
 
     async def start(self) -> None:
         if self._session is None:
@@ -134,9 +143,37 @@ class UpstreamClient:
         # encoded=True: the providers build exact query strings; yarl must not re-encode them.
         return URL(raw, encoded=True)
 
-    async def get(self, path: str, query: str = "") -> UpstreamResponse:
-        """A read: retried on 429, 502-504 and connection errors within the retry budget."""
-        return await self.request("GET", path, query=query, retry=True)
+    async def get(
+        self,
+        path: str,
+        query: str = "",
+        *,
+        policy: Policy | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> UpstreamResponse:
+        """A read: cached per `policy` (default: 200s for the client's freshness), coalesced
+        with identical reads in flight, retried on 429, 502-504 and connection errors."""
+
+        async def load() -> Stored:
+            response = await self.request("GET", path, query=query, retry=True)
+            return Stored(response.status, _cacheable_headers(response.headers), response.body)
+
+        stored = await self.cache.read(
+            self.name, self.cache_key(path, query), load, policy or self.default_policy, tags
+        )
+        return UpstreamResponse(stored.status, stored.headers, stored.body)
+
+    def cache_key(self, path: str, query: str = "") -> str:
+        """GET, the URL with its parameters sorted, and whose credentials asked."""
+        params = "&".join(sorted(query.split("&"))) if query else ""
+        return f"{self.name}|{self.cache_scope}|GET {self.url(path)}?{params}"
+
+    def default_policy(self, stored: Stored) -> Freshness | None:
+        return self.freshness if stored.status == 200 else None
+
+    async def invalidate(self, tags: tuple[str, ...]) -> None:
+        """Forget cached reads tagged with any of `tags` (after a write that changed them)."""
+        await self.cache.invalidate(self.name, tags)
 
     async def request(
         self,
@@ -217,7 +254,9 @@ class UpstreamClient:
                 method, url, headers=headers, data=body if body is not None else data
             ) as response:
                 payload = await response.read()
-                result = UpstreamResponse(response.status, dict(response.headers), payload)
+                # Title-cased names, so `Retry-After` is found however the server spelt it.
+                headers = {name.title(): value for name, value in response.headers.items()}
+                result = UpstreamResponse(response.status, headers, payload)
         except TimeoutError as exc:
             raise UpstreamTimeout(
                 self.name, f"{self.name} did not answer within {self.timeout:g} s"
@@ -262,6 +301,11 @@ class UpstreamClient:
     def error_for(self, response: UpstreamResponse) -> UpstreamError:
         """The coded error for a response the caller could not accept."""
         return self._status_error(response)
+
+
+def _cacheable_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    keep = ("Content-Type", "Retry-After", "Content-Disposition")
+    return {name: headers[name] for name in keep if name in headers}
 
 
 def _detail(response: UpstreamResponse) -> str:

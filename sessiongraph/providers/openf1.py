@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -20,6 +20,7 @@ import orjson
 from dateutil import parser as dateparser
 from yarl import URL
 
+from ..cache import Freshness, Policy, Stored
 from ..errors import UpstreamRejected, UpstreamUnavailable
 from ..filtering import Condition, FilterSpec, matches
 from ._auth import BearerToken, TokenAuth, TokenFetcher
@@ -28,6 +29,7 @@ from ._http import UpstreamClient
 __all__ = [
     "F1SessionRecord",
     "MeetingRecord",
+    "OpenF1Freshness",
     "OpenF1Provider",
     "build_query",
     "openf1_token_fetcher",
@@ -267,14 +269,68 @@ def openf1_token_fetcher(
     return fetch
 
 
+@dataclass(frozen=True)
+class OpenF1Freshness:
+    """Cache lifetimes that follow how OpenF1 data changes (reference §0, §3 data latency)."""
+
+    settled_seconds: float = 6 * 3600
+    recent_seconds: float = 300
+    latest_seconds: float = 60
+    stale_seconds: float = 300
+    # How long after its end a session's (or meeting's) data is taken as final.
+    settle_after: timedelta = timedelta(hours=1)
+    # Pre-2026 meetings have no date_end; a weekend lasts at most this long.
+    meeting_span: timedelta = timedelta(days=4)
+
+    def policy(self, query: str) -> Policy:
+        def freshness(stored: Stored) -> Freshness | None:
+            if stored.status == 404 and _is_no_results(stored.body):
+                rows: list[Any] = []
+            elif stored.status == 200:
+                try:
+                    parsed = orjson.loads(stored.body)
+                except orjson.JSONDecodeError:
+                    return None
+                rows = parsed if isinstance(parsed, list) else []
+            else:
+                return None
+            if "=latest" in query:
+                ttl = self.latest_seconds
+            elif rows and all(self._settled(row) for row in rows):
+                ttl = self.settled_seconds
+            else:
+                ttl = self.recent_seconds
+            return Freshness(ttl, self.stale_seconds)
+
+        return freshness
+
+    def _settled(self, row: Any) -> bool:
+        if not isinstance(row, dict):
+            return False
+        end = parse_instant(row.get("date_end"))
+        if end is None:
+            start = parse_instant(row.get("date_start")) or parse_instant(row.get("date"))
+            if start is None:
+                return False
+            end = start + self.meeting_span
+        return end + self.settle_after < datetime.now(UTC)
+
+
 class OpenF1Provider:
     """Reads meetings and sessions; knows the upstream's query grammar and its 404-as-empty."""
 
     name = UPSTREAM
 
-    def __init__(self, client: UpstreamClient, *, max_url_length: int = 2000) -> None:
+    def __init__(
+        self,
+        client: UpstreamClient,
+        *,
+        max_url_length: int = 2000,
+        freshness: OpenF1Freshness | None = None,
+    ) -> None:
         self.client = client
         self.max_url_length = max_url_length
+        self.freshness = freshness or OpenF1Freshness()
 
     @property
     def token_auth(self) -> TokenAuth | None:
@@ -331,7 +387,9 @@ class OpenF1Provider:
         return records
 
     async def _fetch(self, collection: str, query: str) -> list[Any]:
-        response = await self.client.get(collection, query)
+        response = await self.client.get(
+            collection, query, policy=self.freshness.policy(query), tags=(collection,)
+        )
         if response.status == 404:
             if _is_no_results(response.body):
                 return []

@@ -1,0 +1,42 @@
+"""The cross-request cache of upstream reads, its backends, and request coalescing."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from ._backends import CacheBackend, FallbackBackend, MemoryBackend, RedisBackend
+from ._response import (
+    Freshness,
+    Policy,
+    ResponseCache,
+    Stored,
+    current_warnings,
+    start_collecting,
+)
+
+__all__ = [
+    "CacheBackend",
+    "FallbackBackend",
+    "Freshness",
+    "MemoryBackend",
+    "Policy",
+    "RedisBackend",
+    "ResponseCache",
+    "Stored",
+    "build_cache",
+    "current_warnings",
+    "start_collecting",
+]
+
+
+def build_cache(settings: Settings) -> ResponseCache:
+    """`memory://` (default), `redis://…` (shared, memory while Redis is down) or `none`."""
+    url = settings.cache_url.strip()
+    memory = MemoryBackend(settings.cache_max_entries, settings.cache_max_bytes)
+    backend: CacheBackend | None
+    if url.lower() in ("none", "off", ""):
+        backend = None
+    elif url.startswith(("redis://", "rediss://", "unix://")):
+        backend = FallbackBackend(RedisBackend.from_url(url), memory)
+    else:
+        backend = memory
+    return ResponseCache(backend, grace_seconds=settings.cache_grace_seconds)

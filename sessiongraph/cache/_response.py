@@ -1,0 +1,256 @@
+"""Cross-request caching of upstream reads: TTLs, stale-while-revalidate, single-flight.
+
+Identical concurrent reads become one upstream request whether or not caching is on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..errors import UpstreamError
+from ._backends import CacheBackend
+
+__all__ = [
+    "Freshness",
+    "ResponseCache",
+    "Stored",
+    "collect_warnings",
+    "current_warnings",
+    "start_collecting",
+]
+
+logger = logging.getLogger("sessiongraph.cache")
+
+# The GraphQL request being served, if any, collects warnings (stale data) here.
+_warnings: ContextVar[list[dict[str, Any]] | None] = ContextVar("sessiongraph_warnings")
+
+
+@contextlib.contextmanager
+def collect_warnings() -> Iterator[list[dict[str, Any]]]:
+    collected: list[dict[str, Any]] = []
+    token = _warnings.set(collected)
+    try:
+        yield collected
+    finally:
+        _warnings.reset(token)
+
+
+def current_warnings() -> list[dict[str, Any]]:
+    return _warnings.get(None) or []
+
+
+def start_collecting() -> list[dict[str, Any]]:
+    """Like `collect_warnings` for code that cannot wrap the request in a `with`."""
+    collected: list[dict[str, Any]] = []
+    _warnings.set(collected)
+    return collected
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How long a response is fresh, then how long it may be served while a refresh runs."""
+
+    fresh_seconds: float
+    stale_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Stored:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    stored_at: float = 0.0
+    fresh_until: float = 0.0
+    stale_until: float = 0.0
+
+    def encode(self) -> bytes:
+        head = orjson.dumps(
+            {
+                "s": self.status,
+                "h": self.headers,
+                "t": self.stored_at,
+                "f": self.fresh_until,
+                "x": self.stale_until,
+            }
+        )
+        return head + b"\n" + self.body
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Stored | None:
+        head, _, body = raw.partition(b"\n")
+        try:
+            meta = orjson.loads(head)
+            return cls(meta["s"], meta["h"], body, meta["t"], meta["f"], meta["x"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return None
+
+
+Loader = Callable[[], Awaitable[Stored]]
+Policy = Callable[[Stored], Freshness | None]
+
+
+class ResponseCache:
+    """Reads through a backend (or none, with `backend=None`: coalescing only)."""
+
+    def __init__(self, backend: CacheBackend | None, *, grace_seconds: float = 86400) -> None:
+        self.backend = backend
+        self.grace_seconds = grace_seconds
+        self.stats: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self._inflight: dict[str, asyncio.Task[Stored]] = {}
+        self._inflight_tags: dict[str, tuple[str, ...]] = {}
+        self._generations: Counter[str] = Counter()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def enabled(self) -> bool:
+        return self.backend is not None
+
+    async def read(
+        self,
+        upstream: str,
+        key: str,
+        load: Loader,
+        policy: Policy,
+        tags: Iterable[str] = (),
+    ) -> Stored:
+        stats = self.stats[upstream]
+        tag_tuple = tuple(tags)
+        entry = await self._lookup(key)
+        now = time.time()
+        if entry is not None and now < entry.fresh_until:
+            stats["hit"] += 1
+            return entry
+        if entry is not None and now < entry.stale_until:
+            stats["stale"] += 1
+            self._refresh_in_background(upstream, key, load, policy, tag_tuple)
+            return entry
+        try:
+            return await self._single_flight(upstream, key, load, policy, tag_tuple)
+        except UpstreamError as exc:
+            if entry is None:
+                raise
+            stats["stale_on_error"] += 1
+            self._warn(upstream, entry, exc)
+            return entry
+
+    async def invalidate(self, upstream: str, tags: Iterable[str]) -> None:
+        """Drop every cached read carrying one of `tags`, including reads now in flight."""
+        tag_set = set(tags)
+        for tag in tag_set:
+            self._generations[tag] += 1
+        for key, key_tags in list(self._inflight_tags.items()):
+            if tag_set & set(key_tags):
+                # Later readers must not join a read that started before the write.
+                self._inflight.pop(key, None)
+                self._inflight_tags.pop(key, None)
+        if self.backend is not None:
+            self.stats[upstream]["invalidated"] += await self.backend.invalidate(tag_set)
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        if self.backend is not None:
+            await self.backend.close()
+
+    async def _lookup(self, key: str) -> Stored | None:
+        if self.backend is None:
+            return None
+        raw = await self.backend.get(key)
+        return Stored.decode(raw) if raw is not None else None
+
+    async def _single_flight(
+        self, upstream: str, key: str, load: Loader, policy: Policy, tags: tuple[str, ...]
+    ) -> Stored:
+        task = self._inflight.get(key)
+        if task is None:
+            self.stats[upstream]["miss"] += 1
+            task = asyncio.ensure_future(self._load_and_store(key, load, policy, tags))
+            self._inflight[key] = task
+            self._inflight_tags[key] = tags
+            task.add_done_callback(lambda done: self._forget(key, done))
+        else:
+            self.stats[upstream]["coalesced"] += 1
+        # shield: one reader giving up must not cancel the request the others wait on.
+        return await asyncio.shield(task)
+
+    def _forget(self, key: str, task: asyncio.Task[Stored]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+            self._inflight_tags.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # consumed here so an unawaited failure is not logged as lost
+
+    async def _load_and_store(
+        self, key: str, load: Loader, policy: Policy, tags: tuple[str, ...]
+    ) -> Stored:
+        generations = [self._generations[tag] for tag in tags]
+        response = await load()
+        freshness = policy(response) if self.backend is not None else None
+        if freshness is None or freshness.fresh_seconds <= 0:
+            return response
+        if generations != [self._generations[tag] for tag in tags]:
+            return response  # a write happened meanwhile; this answer may predate it
+        now = time.time()
+        stored = Stored(
+            response.status,
+            response.headers,
+            response.body,
+            stored_at=now,
+            fresh_until=now + freshness.fresh_seconds,
+            stale_until=now + freshness.fresh_seconds + freshness.stale_seconds,
+        )
+        assert self.backend is not None
+        keep = freshness.fresh_seconds + freshness.stale_seconds + self.grace_seconds
+        await self.backend.set(key, stored.encode(), keep, tags)
+        return stored
+
+    def _refresh_in_background(
+        self, upstream: str, key: str, load: Loader, policy: Policy, tags: tuple[str, ...]
+    ) -> None:
+        if key in self._inflight:
+            return
+
+        async def refresh() -> None:
+            try:
+                await self._single_flight(upstream, key, load, policy, tags)
+                self.stats[upstream]["refreshed"] += 1
+            except UpstreamError as exc:
+                logger.info(
+                    "background refresh failed; serving stale data",
+                    extra={"upstream": upstream, "code": exc.code},
+                )
+
+        # The refresh belongs to no request: it must not add warnings to the current one.
+        task = asyncio.get_running_loop().create_task(refresh(), context=_detached())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    def _warn(upstream: str, entry: Stored, exc: UpstreamError) -> None:
+        collected = _warnings.get(None)
+        if collected is not None:
+            collected.append(
+                {
+                    "code": "STALE_DATA",
+                    "upstream": upstream,
+                    "message": f"{upstream} failed ({exc.code}); serving a cached answer",
+                    "ageSeconds": round(time.time() - entry.stored_at, 1),
+                }
+            )
+
+
+def _detached() -> contextvars.Context:
+    context = contextvars.copy_context()
+    context.run(_warnings.set, None)
+    return context

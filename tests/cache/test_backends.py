@@ -1,0 +1,79 @@
+"""Cache backends: memory LRU bounds, Redis with tags, and the fallback when Redis is down."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+
+from sessiongraph.cache import FallbackBackend, MemoryBackend, RedisBackend
+
+
+def test_memory_is_bounded_by_entries() -> None:
+    async def run() -> MemoryBackend:
+        memory = MemoryBackend(max_entries=3, max_bytes=10_000)
+        for i in range(5):
+            await memory.set(f"k{i}", b"x", 60, ())
+        await memory.get("k2")  # k2 becomes the most recently used
+        await memory.set("k5", b"x", 60, ())
+        return memory
+
+    memory = asyncio.run(run())
+    assert list(memory._entries) == ["k4", "k2", "k5"]
+
+
+def test_memory_is_bounded_by_bytes() -> None:
+    async def run() -> MemoryBackend:
+        memory = MemoryBackend(max_entries=100, max_bytes=100)
+        for i in range(4):
+            await memory.set(f"k{i}", b"x" * 40, 60, ())
+        await memory.set("huge", b"x" * 101, 60, ())
+        return memory
+
+    memory = asyncio.run(run())
+    assert memory.bytes <= 100
+    assert list(memory._entries) == ["k2", "k3"]
+
+
+def test_memory_expiry_and_tags() -> None:
+    async def run() -> tuple[bytes | None, bytes | None, bytes | None, int]:
+        memory = MemoryBackend(max_entries=10, max_bytes=10_000)
+        await memory.set("gone", b"1", 0.01, ())
+        await memory.set("a", b"2", 60, ("guide:1", "sessions"))
+        await memory.set("b", b"3", 60, ("guide:2",))
+        await asyncio.sleep(0.02)
+        dropped = await memory.invalidate(["guide:1"])
+        return await memory.get("gone"), await memory.get("a"), await memory.get("b"), dropped
+
+    assert asyncio.run(run()) == (None, None, b"3", 1)
+
+
+def test_redis_backend_round_trip_and_tags(redis_url: str) -> None:
+    async def run() -> list[object]:
+        backend = RedisBackend.from_url(redis_url)
+        await backend.client.flushdb()
+        await backend.set("a", b"payload", 60, ("t1",))
+        await backend.set("b", b"other", 60, ("t2",))
+        found = [await backend.get("a"), await backend.get("b")]
+        dropped = await backend.invalidate(["t1"])
+        found += [await backend.get("a"), await backend.get("b"), dropped]
+        await backend.close()
+        return found
+
+    assert asyncio.run(run()) == [b"payload", b"other", None, b"other", 1]
+
+
+def test_fallback_uses_memory_while_redis_is_down() -> None:
+    async def run() -> list[object]:
+        dead = RedisBackend(aioredis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=0.2))
+        backend = FallbackBackend(dead, MemoryBackend(10, 10_000), retry_seconds=60)
+        await backend.set("k", b"v", 60, ("t",))
+        value = await backend.get("k")
+        name = backend.name
+        await backend.invalidate(["t"])
+        after = await backend.get("k")
+        pending = set(backend._pending)
+        await backend.close()
+        return [value, name, after, pending]
+
+    assert asyncio.run(run()) == [b"v", "memory (redis unavailable)", None, {"t"}]
