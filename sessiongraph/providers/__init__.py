@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ..cache import Freshness, ResponseCache, build_cache
+from ..cache import FallbackBackend, Freshness, ResponseCache, build_cache
 from ..config import Settings
 from ..errors import UpstreamNotConfigured
 from ._auth import TokenAuth
 from ._http import RetryPolicy, UpstreamClient
-from ._ratelimit import RateLimiter
+from ._ratelimit import RateLimiter, SharedRateLimiter
 from .openf1 import OpenF1Freshness, OpenF1Provider, openf1_token_fetcher
 
 __all__ = ["Providers", "UpstreamStatus", "build_providers"]
@@ -69,6 +69,16 @@ def _client(
     )
 
 
+def _rate_limiter(
+    settings: Settings, cache: ResponseCache, name: str, per_second: float, per_minute: float
+) -> RateLimiter:
+    """Shared through Redis when the cache is in Redis, so N workers keep one budget."""
+    backend = cache.backend
+    if isinstance(backend, FallbackBackend):
+        return SharedRateLimiter(backend.primary.client, name, per_second, per_minute)
+    return RateLimiter(per_second, per_minute)
+
+
 def build_providers(settings: Settings) -> Providers:
     cache = build_cache(settings)
     openf1_client = _client(
@@ -76,7 +86,13 @@ def build_providers(settings: Settings) -> Providers:
         cache,
         "openf1",
         settings.openf1_url,
-        rate_limiter=RateLimiter(settings.openf1_rate_per_second, settings.openf1_rate_per_minute),
+        rate_limiter=_rate_limiter(
+            settings,
+            cache,
+            "openf1",
+            settings.openf1_rate_per_second,
+            settings.openf1_rate_per_minute,
+        ),
     )
     if settings.openf1_username and settings.openf1_password:
         parts = urlsplit(settings.openf1_url)

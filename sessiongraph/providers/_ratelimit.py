@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+import uuid
 from collections import deque
 
-__all__ = ["RateLimiter"]
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+__all__ = ["RateLimiter", "SharedRateLimiter"]
+
+logger = logging.getLogger("sessiongraph.upstream")
 
 
 class RateLimiter:
@@ -44,3 +51,70 @@ class RateLimiter:
             while (wait := self.delay(time.monotonic())) > 0:  # noqa: ASYNC110
                 await asyncio.sleep(wait)
             self._starts.append(time.monotonic())
+
+
+# A sliding log in a sorted set: every gateway process that shares the Redis shares the budget.
+_SLIDING_LOG = """
+local key, now, per_second, per_minute, member = KEYS[1], tonumber(ARGV[1]),
+    tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - 60000)
+local wait = 0
+if per_minute > 0 then
+    local count = redis.call('ZCARD', key)
+    if count >= per_minute then
+        local first = count - per_minute
+        local oldest = redis.call('ZRANGE', key, first, first, 'WITHSCORES')
+        wait = math.max(wait, tonumber(oldest[2]) + 60000 - now)
+    end
+end
+if per_second > 0 then
+    local recent = redis.call('ZRANGEBYSCORE', key, now - 1000, '+inf', 'WITHSCORES')
+    local count = #recent / 2
+    if count >= per_second then
+        local index = (count - per_second) * 2 + 2
+        wait = math.max(wait, tonumber(recent[index]) + 1000 - now)
+    end
+end
+if wait > 0 then return wait end
+redis.call('ZADD', key, now, member)
+redis.call('PEXPIRE', key, 61000)
+return 0
+"""
+
+
+class SharedRateLimiter(RateLimiter):
+    """The same limits, kept in Redis for every worker; local limits while Redis is down."""
+
+    def __init__(
+        self, client: aioredis.Redis, name: str, per_second: float, per_minute: float
+    ) -> None:
+        super().__init__(per_second, per_minute)
+        self._client = client
+        self._key = f"sg:ratelimit:{name}"
+        self._per_second = int(per_second)
+        self._per_minute = int(per_minute)
+        self._script = client.register_script(_SLIDING_LOG)
+
+    async def acquire(self) -> None:
+        if not self.enabled:
+            return
+        while True:
+            try:
+                wait_ms = int(
+                    await self._script(
+                        keys=[self._key],
+                        args=[
+                            int(time.time() * 1000),
+                            self._per_second,
+                            self._per_minute,
+                            uuid.uuid4().hex,
+                        ],
+                    )
+                )
+            except (RedisError, OSError):
+                logger.warning("redis rate limit unavailable; limiting this process alone")
+                await super().acquire()
+                return
+            if wait_ms <= 0:
+                return
+            await asyncio.sleep(wait_ms / 1000)

@@ -77,3 +77,23 @@ def test_fallback_uses_memory_while_redis_is_down() -> None:
         return [value, name, after, pending]
 
     assert asyncio.run(run()) == [b"v", "memory (redis unavailable)", None, {"t"}]
+
+
+def test_shared_rate_limit_spans_processes(redis_url: str) -> None:
+    from sessiongraph.providers._ratelimit import SharedRateLimiter
+
+    async def run() -> float:
+        client = aioredis.Redis.from_url(redis_url)
+        await client.delete("sg:ratelimit:shared-test")
+        # Two limiters on one key stand for two worker processes.
+        one = SharedRateLimiter(client, "shared-test", 5, 0)
+        two = SharedRateLimiter(client, "shared-test", 5, 0)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await asyncio.gather(*(limiter.acquire() for limiter in [one, two] * 6))
+        elapsed = loop.time() - began
+        await client.aclose()
+        return elapsed
+
+    # 12 starts at 5/s across both: the last two wait for a second window.
+    assert asyncio.run(run()) >= 1.0
