@@ -27,6 +27,14 @@ class CacheBackend(Protocol):
 
     async def invalidate(self, tags: Iterable[str]) -> int: ...
 
+    async def try_lock(self, key: str, ttl: float) -> bool:
+        """Claim the right to fill `key`; False while another process is filling it."""
+        ...
+
+    async def unlock(self, key: str) -> None: ...
+
+    async def locked(self, key: str) -> bool: ...
+
     async def close(self) -> None: ...
 
 
@@ -73,6 +81,15 @@ class MemoryBackend:
         for key in keys:
             self._drop(key)
         return len(keys)
+
+    async def try_lock(self, key: str, ttl: float) -> bool:
+        return True  # one process: its own single-flight already makes fills unique
+
+    async def unlock(self, key: str) -> None:
+        return None
+
+    async def locked(self, key: str) -> bool:
+        return False
 
     def _drop(self, key: str) -> None:
         found = self._entries.pop(key, None)
@@ -131,6 +148,18 @@ class RedisBackend:
                 dropped += await self.client.delete(*(self.prefix + name for name in names))
             await self.client.delete(tag_key)
         return dropped
+
+    async def try_lock(self, key: str, ttl: float) -> bool:
+        claimed = await self.client.set(
+            f"{self.prefix}lock:{key}", b"1", nx=True, px=max(1, int(ttl * 1000))
+        )
+        return bool(claimed)
+
+    async def unlock(self, key: str) -> None:
+        await self.client.delete(f"{self.prefix}lock:{key}")
+
+    async def locked(self, key: str) -> bool:
+        return bool(await self.client.exists(f"{self.prefix}lock:{key}"))
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -201,6 +230,30 @@ class FallbackBackend:
             self._pending.update(tag_list)
             self._failed(exc)
         return dropped
+
+    async def try_lock(self, key: str, ttl: float) -> bool:
+        if not self.healthy:
+            return True
+        try:
+            return await self.primary.try_lock(key, ttl)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return True
+
+    async def unlock(self, key: str) -> None:
+        try:
+            await self.primary.unlock(key)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+
+    async def locked(self, key: str) -> bool:
+        if not self.healthy:
+            return False
+        try:
+            return await self.primary.locked(key)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return False
 
     async def close(self) -> None:
         await self.fallback.close()

@@ -103,9 +103,17 @@ Policy = Callable[[Stored], Freshness | None]
 class ResponseCache:
     """Reads through a backend (or none, with `backend=None`: coalescing only)."""
 
-    def __init__(self, backend: CacheBackend | None, *, grace_seconds: float = 86400) -> None:
+    def __init__(
+        self,
+        backend: CacheBackend | None,
+        *,
+        grace_seconds: float = 86400,
+        fill_wait_seconds: float = 10,
+    ) -> None:
         self.backend = backend
         self.grace_seconds = grace_seconds
+        # How long a process waits for another process's fill before reading upstream itself.
+        self.fill_wait_seconds = fill_wait_seconds
         self.stats: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._inflight: dict[str, asyncio.Task[Stored]] = {}
         self._inflight_tags: dict[str, tuple[str, ...]] = {}
@@ -195,7 +203,17 @@ class ResponseCache:
         self, key: str, load: Loader, policy: Policy, tags: tuple[str, ...]
     ) -> Stored:
         generations = [self._generations[tag] for tag in tags]
-        response = await load()
+        backend = self.backend
+        claimed = backend is not None and await backend.try_lock(key, self.fill_wait_seconds)
+        if backend is not None and not claimed:
+            filled = await self._wait_for_fill(backend, key)
+            if filled is not None:
+                return filled
+        try:
+            response = await load()
+        finally:
+            if backend is not None and claimed:
+                await backend.unlock(key)
         freshness = policy(response) if self.backend is not None else None
         if freshness is None or freshness.fresh_seconds <= 0:
             return response
@@ -214,6 +232,19 @@ class ResponseCache:
         keep = freshness.fresh_seconds + freshness.stale_seconds + self.grace_seconds
         await self.backend.set(key, stored.encode(), keep, tags)
         return stored
+
+    async def _wait_for_fill(self, backend: CacheBackend, key: str) -> Stored | None:
+        """Another process is reading the same thing upstream: wait for its answer."""
+        deadline = time.monotonic() + self.fill_wait_seconds
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            raw = await backend.get(key)
+            entry = Stored.decode(raw) if raw is not None else None
+            if entry is not None and time.time() < entry.fresh_until:
+                return entry
+            if not await backend.locked(key):
+                return None  # it finished without storing (an uncacheable answer)
+        return None
 
     def _refresh_in_background(
         self, upstream: str, key: str, load: Loader, policy: Policy, tags: tuple[str, ...]

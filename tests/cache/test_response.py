@@ -133,3 +133,29 @@ def test_policy_none_is_not_stored() -> None:
         return upstream.calls
 
     assert asyncio.run(run()) == 3
+
+
+def test_processes_sharing_redis_fill_an_entry_once(redis_url: str) -> None:
+    from sessiongraph.cache import FallbackBackend, RedisBackend
+
+    def process_cache() -> ResponseCache:
+        shared = FallbackBackend(RedisBackend.from_url(redis_url), MemoryBackend(10, 10_000))
+        return ResponseCache(shared, grace_seconds=60)
+
+    async def run() -> tuple[set[bytes], int]:
+        first, second = process_cache(), process_cache()
+        await first.invalidate("u", ["cross"])
+        upstream = Upstream()
+        upstream.delay = 0.2
+        results = await asyncio.gather(
+            *(
+                cache.read("u", "cross-key", upstream.load, policy(60), ("cross",))
+                for cache in [first, second] * 5
+            )
+        )
+        await first.invalidate("u", ["cross"])
+        await first.close()
+        await second.close()
+        return {r.body for r in results}, upstream.calls
+
+    assert asyncio.run(run()) == ({b"v1"}, 1)
