@@ -17,7 +17,15 @@ from typing import Any
 
 import aiohttp
 
-__all__ = ["Emulators", "LoadResult", "gateway_process", "run_load"]
+__all__ = [
+    "Emulators",
+    "LoadResult",
+    "emulators",
+    "gateway_process",
+    "redis_server",
+    "rss_mib",
+    "run_load",
+]
 
 
 @dataclass
@@ -59,11 +67,52 @@ def emulators() -> Iterator[Emulators]:
         child.wait(10)
 
 
+# Base URL → pid of the gateway process serving it (for memory figures).
+gateway_pids: dict[str, int] = {}
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A throwaway redis-server on a free port; yields its URL."""
+    port = _free_port()
+    child = subprocess.Popen(  # noqa: S603
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],  # noqa: S607
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port, child)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        child.terminate()
+        child.wait(10)
+
+
+def _wait_for_port(port: int, child: subprocess.Popen[Any]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() > deadline or child.poll() is not None:
+                raise RuntimeError(f"nothing listens on port {port}") from None
+            time.sleep(0.05)
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (Linux)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
 
 
 @contextmanager
@@ -97,15 +146,8 @@ def gateway_process(env: dict[str, str], workers: int = 1) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or child.poll() is not None:
-                    raise RuntimeError("gateway did not start") from None
-                time.sleep(0.05)
+        _wait_for_port(port, child)
+        gateway_pids[url] = child.pid
         yield url
     finally:
         child.terminate()

@@ -23,7 +23,14 @@ from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
 
-from .cache import ResponseCache, current_warnings, start_collecting
+from .cache import (
+    ResponseCache,
+    ResultCache,
+    current_warnings,
+    spoil_trace,
+    start_collecting,
+    start_trace,
+)
 from .config import Settings
 from .loaders import Loaders
 from .providers import Providers, UpstreamStatus, build_providers
@@ -48,16 +55,35 @@ class GraphQLView(GraphQL[Context, None]):
         super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None)
         self.settings = settings
         self.providers = providers
+        self.results = ResultCache(providers.cache)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        key: str | None = None
+        if self.results.enabled and _replayable(scope):
+            body = await _read_body(receive)
+            headers = dict(scope["headers"])
+            request_bytes = b"\n".join(
+                (scope.get("query_string", b""), headers.get(b"accept", b""), body)
+            )
+            key = ResultCache.key(scope["method"], request_bytes, headers.get(b"authorization"))
+            cached = await self.results.get(key)
+            if cached is not None:
+                await Response(cached, media_type="application/json")(scope, receive, send)
+                return
+            receive = _replay(body)
+        trace = start_trace()
+        invalidations = self.providers.cache.invalidations
         try:
             response = await self.run(Request(scope=scope, receive=receive))
         except HTTPException as exc:
             code = _HTTP_ERROR_CODES.get(exc.status_code, "BAD_REQUEST")
             response = graphql_error_response(exc.status_code, exc.reason, code)
+            trace.spoil()
+        if key is not None and response.status_code == 200:
+            await self.results.put(key, bytes(response.body), trace, invalidations)
         await response(scope, receive, send)
 
     async def get_context(self, request: Any, response: Any) -> Context:
@@ -75,9 +101,12 @@ class GraphQLView(GraphQL[Context, None]):
         for error in result.errors or ():
             if "code" not in (error.extensions or {}):
                 error.extensions = {**(error.extensions or {}), "code": classify(error)}
+        if result.errors:
+            spoil_trace()
         body = process_result(result)
         warnings = current_warnings()
         if warnings:
+            spoil_trace()
             body["extensions"] = {**(body.get("extensions") or {}), "warnings": warnings}
         return body
 
@@ -86,6 +115,36 @@ class GraphQLView(GraphQL[Context, None]):
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+
+def _replayable(scope: Scope) -> bool:
+    """Queries over GET or POST from API clients; never the IDE page or other methods."""
+    if scope["method"] not in ("GET", "POST"):
+        return False
+    accept = dict(scope["headers"]).get(b"accept", b"")
+    return b"text/html" not in accept
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 class BodySizeLimit:

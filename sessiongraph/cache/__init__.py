@@ -10,8 +10,11 @@ from ._response import (
     ResponseCache,
     Stored,
     current_warnings,
+    spoil_trace,
     start_collecting,
+    start_trace,
 )
+from ._results import ResultCache
 
 __all__ = [
     "CacheBackend",
@@ -21,10 +24,13 @@ __all__ = [
     "Policy",
     "RedisBackend",
     "ResponseCache",
+    "ResultCache",
     "Stored",
     "build_cache",
     "current_warnings",
+    "spoil_trace",
     "start_collecting",
+    "start_trace",
 ]
 
 

@@ -13,7 +13,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -27,13 +27,52 @@ __all__ = [
     "Stored",
     "collect_warnings",
     "current_warnings",
+    "spoil_trace",
     "start_collecting",
+    "start_trace",
 ]
 
 logger = logging.getLogger("sessiongraph.cache")
 
 # The GraphQL request being served, if any, collects warnings (stale data) here.
 _warnings: ContextVar[list[dict[str, Any]] | None] = ContextVar("sessiongraph_warnings")
+
+
+@dataclass
+class ReadTrace:
+    """What one GraphQL request read: whether every read was fresh from cache or storable,
+    how long the freshest-expiring of them stays fresh, and their tags."""
+
+    cacheable: bool = True
+    fresh_until: float = float("inf")
+    tags: set[str] = field(default_factory=set)
+    reads: int = 0
+
+    def record(self, stored: Stored, tags: Iterable[str]) -> None:
+        self.reads += 1
+        if stored.fresh_until <= time.time():
+            self.cacheable = False
+        self.fresh_until = min(self.fresh_until, stored.fresh_until)
+        self.tags.update(tags)
+
+    def spoil(self) -> None:
+        self.cacheable = False
+
+
+_trace: ContextVar[ReadTrace | None] = ContextVar("sessiongraph_read_trace", default=None)
+
+
+def start_trace() -> ReadTrace:
+    trace = ReadTrace()
+    _trace.set(trace)
+    return trace
+
+
+def spoil_trace() -> None:
+    """The current request did something whose result must not be replayed (e.g. a write)."""
+    trace = _trace.get()
+    if trace is not None:
+        trace.spoil()
 
 
 @contextlib.contextmanager
@@ -119,6 +158,8 @@ class ResponseCache:
         self._inflight_tags: dict[str, tuple[str, ...]] = {}
         self._generations: Counter[str] = Counter()
         self._background: set[asyncio.Task[Any]] = set()
+        # Bumped by every write's invalidation; a result computed across one is not stored.
+        self.invalidations = 0
 
     @property
     def enabled(self) -> bool:
@@ -134,27 +175,38 @@ class ResponseCache:
     ) -> Stored:
         stats = self.stats[upstream]
         tag_tuple = tuple(tags)
+        trace = _trace.get()
         entry = await self._lookup(key)
         now = time.time()
         if entry is not None and now < entry.fresh_until:
             stats["hit"] += 1
+            if trace is not None:
+                trace.record(entry, tag_tuple)
             return entry
         if entry is not None and now < entry.stale_until:
             stats["stale"] += 1
             self._refresh_in_background(upstream, key, load, policy, tag_tuple)
+            if trace is not None:
+                trace.spoil()
             return entry
         try:
-            return await self._single_flight(upstream, key, load, policy, tag_tuple)
+            fetched = await self._single_flight(upstream, key, load, policy, tag_tuple)
         except UpstreamError as exc:
+            if trace is not None:
+                trace.spoil()
             if entry is None:
                 raise
             stats["stale_on_error"] += 1
             self._warn(upstream, entry, exc)
             return entry
+        if trace is not None:
+            trace.record(fetched, tag_tuple)
+        return fetched
 
     async def invalidate(self, upstream: str, tags: Iterable[str]) -> None:
         """Drop every cached read carrying one of `tags`, including reads now in flight."""
         tag_set = set(tags)
+        self.invalidations += 1
         for tag in tag_set:
             self._generations[tag] += 1
         for key, key_tags in list(self._inflight_tags.items()):
@@ -284,4 +336,5 @@ class ResponseCache:
 def _detached() -> contextvars.Context:
     context = contextvars.copy_context()
     context.run(_warnings.set, None)
+    context.run(_trace.set, None)
     return context

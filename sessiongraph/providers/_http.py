@@ -15,7 +15,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from ..cache import Freshness, Policy, ResponseCache, Stored
+from ..cache import Freshness, Policy, ResponseCache, Stored, spoil_trace
 from ..errors import (
     UpstreamAuthFailed,
     UpstreamError,
@@ -192,6 +192,8 @@ class UpstreamClient:
         Returns any response the caller must interpret (2xx, 4xx other than 401/429);
         raises the coded upstream error for the rest once retries are spent.
         """
+        if method != "GET":
+            spoil_trace()  # a response that wrote upstream must never be replayed
         target = url if url is not None else self.url(path, query)
         deadline = time.monotonic() + self.retry.budget_seconds
         retries = 0

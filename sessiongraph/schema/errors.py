@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Iterator
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
+from ..cache import spoil_trace
 from ..errors import SessionGraphError
 
 __all__ = ["ErrorCodes", "classify"]
@@ -41,6 +44,9 @@ class ErrorCodes(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
+        with contextlib.suppress(RuntimeError):  # no operation type for unparsable documents
+            if self.execution_context.operation_type is not OperationType.QUERY:
+                spoil_trace()  # mutations are never replayed from the result cache
         result = self.execution_context.result
         errors = getattr(result, "errors", None)
         if result is not None and errors:

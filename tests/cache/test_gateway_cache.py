@@ -19,7 +19,27 @@ def test_warm_queries_cost_no_upstream_requests(make_gateway: Any, sandbox: Sand
     assert sandbox.requests("openf1") == 2
     stats = gateway.http.get("/readyz").json()["cache"]
     assert stats["backend"] == "memory"
-    assert stats["upstreams"]["openf1"]["hit"] == 10
+    # Identical queries replay the stored response; a new shape of query reuses the reads.
+    assert stats["upstreams"]["graphql"] == {"stored": 1, "hit": 5}
+    other = gateway.query("{ meetings(filter: {year: {eq: 2023}}) { meetingName } }")
+    assert len(other["data"]["meetings"]) == 23
+    assert sandbox.requests("openf1") == 2
+    assert gateway.http.get("/readyz").json()["cache"]["upstreams"]["openf1"]["hit"] == 1
+
+
+def test_replayed_responses_never_cross_credentials_or_carry_errors(
+    make_gateway: Any, sandbox: Sandbox
+) -> None:
+    gateway = make_gateway(cache_url="memory://")
+    query = "{ meeting(key: 1216) { year } }"
+    gateway.query(query)
+    gateway.query(query, Authorization="Bearer someone-else")
+    stats = gateway.http.get("/readyz").json()["cache"]["upstreams"]["graphql"]
+    assert stats == {"stored": 2}
+    failing = gateway.query("{ meeting(key: 4242) { year } }")
+    again = gateway.query("{ meeting(key: 4242) { year } }")
+    assert failing == again
+    assert gateway.http.get("/readyz").json()["cache"]["upstreams"]["graphql"] == {"stored": 2}
 
 
 def test_concurrent_identical_queries_share_upstream_requests(
