@@ -26,3 +26,4 @@ test: lint
 
 bench: setup
 	$(BIN)/python bench/season.py
+	$(BIN)/python bench/cache.py
