@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup serve test lint bench
+.PHONY: setup serve test lint bench system-deps
 
 $(BIN)/sessiongraph: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,14 @@ lint: setup
 	$(BIN)/ruff format --check sessiongraph tests bench
 	$(BIN)/mypy
 
-test: lint
+# The cache tests run a real redis-server; on Debian as root it is installed when missing.
+system-deps:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "please install redis-server (e.g. apt-get install redis-server)" >&2; exit 1; fi; }
+
+test: system-deps lint
 	$(BIN)/python -m pytest -q
 
 bench: setup
