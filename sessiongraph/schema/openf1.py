@@ -212,8 +212,13 @@ async def _meeting_later(pending: Awaitable[MeetingRecord]) -> Meeting:
 class OpenF1Query:
     """Root fields over OpenF1."""
 
-    @strawberry.field(description="F1 meetings (Grand Prix and testing weekends), in start order.")
-    async def meetings(self, info: Info, filter: MeetingFilter | None = None) -> list[Meeting]:
+    @strawberry.field(
+        description="F1 meetings (Grand Prix and testing weekends), in start order. "
+        "Null, with a coded error, when OpenF1 cannot answer; other root fields still do."
+    )
+    async def meetings(
+        self, info: Info, filter: MeetingFilter | None = None
+    ) -> list[Meeting] | None:
         records = await resolve.meetings(info, filter, _selected_session_filters(info))
         return [Meeting.from_record(r) for r in records]
 
@@ -223,10 +228,13 @@ class OpenF1Query:
     ) -> Meeting | None:
         return Meeting.from_record(await resolve.meeting(info, key, latest))
 
-    @strawberry.field(description="F1 sessions, in start order.")
+    @strawberry.field(
+        description="F1 sessions, in start order. "
+        "Null, with a coded error, when OpenF1 cannot answer; other root fields still do."
+    )
     async def f1_sessions(
         self, info: Info, filter: F1SessionFilter | None = None
-    ) -> list[F1Session]:
+    ) -> list[F1Session] | None:
         records = await resolve.f1_sessions(info, filter, bool(_subselections(info, "meeting")))
         return [F1Session.from_record(r) for r in records]
 
