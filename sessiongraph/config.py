@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     retry_attempts: int = Field(default=3, ge=0, le=10)
     # Upper bound on the time one upstream read may spend in retries and Retry-After waits.
     retry_budget_seconds: float = Field(default=20, ge=0)
+    # Circuit breaker per upstream: opens when BREAKER_FAILURE_RATIO of at least
+    # BREAKER_MIN_REQUESTS attempts in BREAKER_WINDOW_SECONDS failed; probes after OPEN_SECONDS.
+    breaker_failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    breaker_min_requests: int = Field(default=10, ge=1)
+    breaker_window_seconds: float = Field(default=30, gt=0)
+    breaker_open_seconds: float = Field(default=15, gt=0)
+    # Retries may add at most this fraction of first attempts (plus one per second).
+    retry_budget_ratio: float = Field(default=0.2, ge=0)
     # Upstream requests one gateway process keeps in flight per upstream.
     upstream_concurrency: int = Field(default=32, ge=1)
     # Longest URL the OpenF1 loaders build when they batch keys into one request.

@@ -15,6 +15,7 @@ import uvicorn
 
 from sessiongraph.app import create_app
 from sessiongraph.config import Settings
+from sessiongraph.providers._resilience import CircuitBreaker, RetryBudget
 from sessiongraph.sandbox import RunningSandbox, start_sandbox
 
 T = TypeVar("T")
@@ -116,6 +117,12 @@ class Gateway:
         assert response.status_code == 200, response.text
         result: dict[str, Any] = response.json()
         return result
+
+    def reset_resilience(self) -> None:
+        """Forget failures earlier tests caused, so no breaker is left open across tests."""
+        for client in self.app.state.providers.clients:
+            client.breaker = CircuitBreaker()
+            client.retry_budget = RetryBudget()
 
     def close(self) -> None:
         self.http.close()

@@ -34,6 +34,7 @@ def gateway_session(sandbox_session: Sandbox) -> Iterator[Gateway]:
 @pytest.fixture
 def gateway(gateway_session: Gateway, sandbox: Sandbox) -> Gateway:
     """The gateway configured for the emulators, which are reset before each test."""
+    gateway_session.reset_resilience()
     return gateway_session
 
 

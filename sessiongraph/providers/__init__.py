@@ -11,6 +11,7 @@ from ..errors import UpstreamNotConfigured
 from ._auth import TokenAuth
 from ._http import RetryPolicy, UpstreamClient
 from ._ratelimit import RateLimiter, SharedRateLimiter
+from ._resilience import CircuitBreaker, RetryBudget
 from .openf1 import OpenF1Freshness, OpenF1Provider, openf1_token_fetcher
 
 __all__ = ["Providers", "UpstreamStatus", "build_providers"]
@@ -65,6 +66,13 @@ def _client(
         concurrency=settings.upstream_concurrency,
         cache=cache,
         freshness=Freshness(ttl, settings.cache_stale_seconds),
+        breaker=CircuitBreaker(
+            window_seconds=settings.breaker_window_seconds,
+            min_attempts=settings.breaker_min_requests,
+            failure_ratio=settings.breaker_failure_ratio,
+            open_seconds=settings.breaker_open_seconds,
+        ),
+        retry_budget=RetryBudget(ratio=settings.retry_budget_ratio),
         **options,  # type: ignore[arg-type]
     )
 

@@ -26,6 +26,7 @@ from ..errors import (
 )
 from ._auth import Authenticator
 from ._ratelimit import RateLimiter
+from ._resilience import CircuitBreaker, RetryBudget
 
 __all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "UpstreamClient", "UpstreamResponse"]
 
@@ -93,6 +94,8 @@ class UpstreamClient:
         cache: ResponseCache | None = None,
         cache_scope: str = "",
         freshness: Freshness | None = None,
+        breaker: CircuitBreaker | None = None,
+        retry_budget: RetryBudget | None = None,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
@@ -108,6 +111,8 @@ class UpstreamClient:
         # Distinguishes cached reads made with different credentials (private data).
         self.cache_scope = cache_scope
         self.freshness = freshness
+        self.breaker = breaker or CircuitBreaker()
+        self.retry_budget = retry_budget or RetryBudget()
 
     async def start(self) -> None:
         if self._session is None:
@@ -198,7 +203,15 @@ class UpstreamClient:
         deadline = time.monotonic() + self.retry.budget_seconds
         retries = 0
         reauthenticated = False
+        self.retry_budget.deposit()
         while True:
+            if not self.breaker.allow():
+                raise UpstreamUnavailable(
+                    self.name,
+                    f"{self.name} is failing; requests are paused for a while",
+                    reason="CIRCUIT_OPEN",
+                    retryAfter=round(self.breaker.retry_after(), 1),
+                )
             header = await self.auth.header() if authenticate else None
             try:
                 response = await self._send_once(method, target, header, json, data)
@@ -232,7 +245,9 @@ class UpstreamClient:
         if isinstance(error, UpstreamTimeout) or retries >= self.retry.attempts:
             return False
         expected = wait if wait is not None else self.retry.backoff(retries)
-        return time.monotonic() + expected < deadline
+        if time.monotonic() + expected >= deadline:
+            return False
+        return self.retry_budget.withdraw()
 
     async def _send_once(
         self,
@@ -260,13 +275,17 @@ class UpstreamClient:
                 headers = {name.title(): value for name, value in response.headers.items()}
                 result = UpstreamResponse(response.status, headers, payload)
         except TimeoutError as exc:
+            self.breaker.record(ok=False)
             raise UpstreamTimeout(
                 self.name, f"{self.name} did not answer within {self.timeout:g} s"
             ) from exc
         except aiohttp.ClientError as exc:
+            self.breaker.record(ok=False)
             raise UpstreamUnavailable(
                 self.name, f"{self.name} could not be reached ({type(exc).__name__})"
             ) from exc
+        # A 429 says nothing about the upstream's health; 5xx do.
+        self.breaker.record(ok=result.status < 500)
         logger.debug(
             "upstream request",
             extra={
