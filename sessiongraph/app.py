@@ -17,12 +17,13 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
 
+from . import requestctx
 from .cache import (
     ResponseCache,
     ResultCache,
@@ -33,6 +34,8 @@ from .cache import (
 )
 from .config import Settings
 from .loaders import Loaders
+from .metrics import GRAPHQL_DURATION, GRAPHQL_REQUESTS, metrics_endpoint, operation_label
+from .middleware import BodySizeLimit, CsrfPrevention, RequestId, graphql_error_response
 from .providers import Providers, UpstreamStatus, build_providers
 from .schema.build import build_schema
 from .schema.context import Context
@@ -41,11 +44,6 @@ from .schema.errors import classify
 __all__ = ["create_app", "create_served_app"]
 
 _HTTP_ERROR_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
-
-
-def graphql_error_response(status: int, message: str, code: str) -> Response:
-    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -61,6 +59,9 @@ class GraphQLView(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        started = time.perf_counter()
+        facts = requestctx.current() or requestctx.start(requestctx.new_request_id(None))
+        media_type = _response_media_type(scope)
         key: str | None = None
         if self.results.enabled and _replayable(scope):
             body = await _read_body(receive)
@@ -71,7 +72,9 @@ class GraphQLView(GraphQL[Context, None]):
             key = ResultCache.key(scope["method"], request_bytes, headers.get(b"authorization"))
             cached = await self.results.get(key)
             if cached is not None:
-                await Response(cached, media_type="application/json")(scope, receive, send)
+                facts.outcome = "replayed"
+                self._observe(facts, started)
+                await Response(cached, media_type=media_type)(scope, receive, send)
                 return
             receive = _replay(body)
         trace = start_trace()
@@ -81,10 +84,23 @@ class GraphQLView(GraphQL[Context, None]):
         except HTTPException as exc:
             code = _HTTP_ERROR_CODES.get(exc.status_code, "BAD_REQUEST")
             response = graphql_error_response(exc.status_code, exc.reason, code)
+            facts.outcome = "rejected"
             trace.spoil()
+        if response.media_type == "application/json" and media_type != "application/json":
+            # GraphQL over HTTP: the new media type carries real status codes.
+            response.headers["content-type"] = media_type
+            if facts.outcome == "rejected" and response.status_code == 200:
+                response.status_code = 400
         if key is not None and response.status_code == 200:
             await self.results.put(key, bytes(response.body), trace, invalidations)
+        self._observe(facts, started)
         await response(scope, receive, send)
+
+    @staticmethod
+    def _observe(facts: requestctx.RequestFacts, started: float) -> None:
+        operation = operation_label(facts.operation)
+        GRAPHQL_REQUESTS.labels(operation, facts.outcome).inc()
+        GRAPHQL_DURATION.labels(operation).observe(time.perf_counter() - started)
 
     async def get_context(self, request: Any, response: Any) -> Context:
         start_collecting()
@@ -101,9 +117,19 @@ class GraphQLView(GraphQL[Context, None]):
         for error in result.errors or ():
             if "code" not in (error.extensions or {}):
                 error.extensions = {**(error.extensions or {}), "code": classify(error)}
+        facts = requestctx.current()
         if result.errors:
             spoil_trace()
+            if facts is not None:
+                facts.outcome = _outcome(result)
         body = process_result(result)
+        if (
+            facts is not None
+            and facts.outcome == "rejected"
+            and _wants_graphql_response(request.headers.get("accept", ""))
+        ):
+            # The spec's media type: a request that never executed has no `data` at all.
+            body.pop("data", None)
         warnings = current_warnings()
         if warnings:
             spoil_trace()
@@ -115,6 +141,46 @@ class GraphQLView(GraphQL[Context, None]):
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+
+_PRE_EXECUTION_CODES = frozenset(
+    {"GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "QUERY_TOO_COMPLEX"}
+)
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+def _outcome(result: ExecutionResult) -> str:
+    if result.data is not None:
+        return "partial"
+    pre_execution = all(
+        error.path is None and (error.extensions or {}).get("code") in _PRE_EXECUTION_CODES
+        for error in result.errors or ()
+    )
+    return "rejected" if pre_execution else "error"
+
+
+def _wants_graphql_response(accept: str) -> bool:
+    """Whether the client accepts the spec's media type (at any non-zero quality)."""
+    for part in accept.split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        if media.lower() != GRAPHQL_RESPONSE:
+            continue
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    return float(value) > 0
+                except ValueError:
+                    return False
+        return True
+    return False
+
+
+def _response_media_type(scope: Scope) -> str:
+    accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
+    if _wants_graphql_response(accept):
+        return f"{GRAPHQL_RESPONSE}; charset=utf-8"
+    return "application/json"
 
 
 def _replayable(scope: Scope) -> bool:
@@ -145,47 +211,6 @@ def _replay(body: bytes) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
-
-
-class BodySizeLimit:
-    """Refuses request bodies over `max_bytes` with 413 before they are buffered."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers", ())).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
-            return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
-            await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = graphql_error_response(
-            413, f"Request body exceeds {self.max_bytes} bytes", "REQUEST_TOO_LARGE"
-        )
-        await response(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 class Readiness:
@@ -276,7 +301,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await providers.close()
 
-    middleware = [Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)]
+    middleware = [
+        Middleware(RequestId),
+        Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+    ]
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -285,12 +313,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 allow_methods=["GET", "POST", "OPTIONS"],
                 allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
                 max_age=600,
+                expose_headers=["X-Request-ID"],
             )
         )
+    if settings.csrf_prevention:
+        middleware.append(Middleware(CsrfPrevention))
     app = Starlette(
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route(
                 "/readyz",
                 Readiness(providers.statuses, settings.sandbox, providers.cache).endpoint,

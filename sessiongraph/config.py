@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     # ...and for this long beyond that, with a warning, when the upstream fails.
     cache_grace_seconds: float = Field(default=86400, ge=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Refuse GraphQL requests a browser could send cross-site without a preflight (Apollo's rule).
+    csrf_prevention: bool = True
     graphiql: bool = True
     introspection: bool = True
 

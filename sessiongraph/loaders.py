@@ -15,6 +15,7 @@ from aiodataloader import DataLoader
 
 from .errors import SessionGraphError
 from .filtering import FilterSpec
+from .metrics import DATALOADER_BATCH_SIZE
 from .providers import Providers
 from .providers.openf1 import F1SessionRecord, MeetingRecord
 
@@ -160,16 +161,19 @@ class Loaders:
             self.f1_session.prime(record.session_key, record)
 
     async def _load_meetings(self, keys: list[int]) -> list[MeetingRecord | None]:
+        DATALOADER_BATCH_SIZE.labels("openf1.meeting").observe(len(keys))
         found = {r.meeting_key: r for r in await self._providers.openf1.meetings_by_key(keys)}
         return [found.get(key) for key in keys]
 
     async def _load_f1_sessions(self, keys: list[int]) -> list[F1SessionRecord | None]:
+        DATALOADER_BATCH_SIZE.labels("openf1.session").observe(len(keys))
         found = {r.session_key: r for r in await self._providers.openf1.sessions_by_key(keys)}
         return [found.get(key) for key in keys]
 
     async def _load_f1_sessions_of_meetings(
         self, keys: list[SessionsOfMeetingKey]
     ) -> list[list[F1SessionRecord]]:
+        DATALOADER_BATCH_SIZE.labels("openf1.sessions_of_meeting").observe(len(keys))
         # One upstream request (or URL-sized chunk) per distinct filter, all in flight together.
         meetings_by_spec: dict[FilterSpec, list[int]] = defaultdict(list)
         for meeting_key, spec in keys:

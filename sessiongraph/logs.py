@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from . import requestctx
+
 __all__ = ["JsonFormatter", "configure_logging"]
 
 # Attributes every LogRecord has; anything else was passed through `extra=`.
@@ -28,6 +30,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        facts = requestctx.current()
+        if facts is not None:
+            entry["request_id"] = facts.request_id
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

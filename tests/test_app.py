@@ -50,12 +50,91 @@ def test_unconfigured_upstreams_are_reported(make_gateway: Any) -> None:
     assert upstreams["sqlrace"]["configured"] is False
 
 
-def test_get_runs_queries(gateway: Gateway) -> None:
+def test_get_runs_queries_with_a_preflight_header(gateway: Gateway) -> None:
     response = gateway.http.get(
-        "/graphql", params={"query": "{ meeting(key: 1216) { countryName } }"}
+        "/graphql",
+        params={"query": "{ meeting(key: 1216) { countryName } }"},
+        headers={"Apollo-Require-Preflight": "true"},
     )
     assert response.status_code == 200
     assert response.json() == {"data": {"meeting": {"countryName": "Belgium"}}}
+
+
+def test_get_never_runs_mutations(gateway: Gateway) -> None:
+    response = gateway.http.get(
+        "/graphql",
+        params={"query": "mutation { __typename }"},
+        headers={"Apollo-Require-Preflight": "true"},
+    )
+    assert response.status_code in (400, 405)
+    assert response.json()["errors"][0]["extensions"]["code"]
+
+
+def test_simple_requests_are_refused_as_csrf(gateway: Gateway, sandbox: Sandbox) -> None:
+    query = "{ meeting(key: 1216) { countryName } }"
+    attempts = [
+        gateway.http.get("/graphql", params={"query": query}),
+        gateway.http.post(
+            "/graphql", content=f'{{"query": "{query}"}}', headers={"Content-Type": "text/plain"}
+        ),
+        gateway.http.post("/graphql", data={"query": query}),
+    ]
+    for response in attempts:
+        assert response.status_code == 400
+        assert code_of(response.json()) == "CSRF_PREVENTED"
+    assert sandbox.requests("openf1") == 0
+
+
+def test_csrf_prevention_can_be_switched_off(make_gateway: Any) -> None:
+    gateway = make_gateway(csrf_prevention=False)
+    response = gateway.http.get("/graphql", params={"query": "{ meeting(key: 1216) { year } }"})
+    assert response.json() == {"data": {"meeting": {"year": 2023}}}
+
+
+def test_request_ids_are_echoed_or_made(gateway: Gateway) -> None:
+    given = gateway.http.post(
+        "/graphql", json={"query": "{ __typename }"}, headers={"X-Request-ID": "abc-123"}
+    )
+    assert given.headers["x-request-id"] == "abc-123"
+    made = gateway.http.post(
+        "/graphql", json={"query": "{ __typename }"}, headers={"X-Request-ID": "x" * 200}
+    )
+    assert len(made.headers["x-request-id"]) == 32
+
+
+def test_graphql_response_media_type_has_real_status_codes(gateway: Gateway) -> None:
+    accept = {"Accept": "application/graphql-response+json, application/json;q=0.9"}
+    invalid = gateway.http.post("/graphql", json={"query": "{ nope }"}, headers=accept)
+    assert invalid.status_code == 400
+    assert invalid.headers["content-type"].startswith("application/graphql-response+json")
+    assert "data" not in invalid.json()
+    fine = gateway.http.post(
+        "/graphql", json={"query": "{ meeting(key: 1216) { year } }"}, headers=accept
+    )
+    assert fine.status_code == 200
+    assert fine.headers["content-type"].startswith("application/graphql-response+json")
+    partial = gateway.http.post(
+        "/graphql", json={"query": "{ meeting(key: 1) { year } }"}, headers=accept
+    )
+    assert partial.status_code == 200
+    assert partial.json()["data"] == {"meeting": None}
+    legacy = gateway.http.post("/graphql", json={"query": "{ nope }"})
+    assert legacy.status_code == 200
+    assert legacy.headers["content-type"] == "application/json"
+
+
+def test_metrics(gateway: Gateway) -> None:
+    gateway.query(
+        "query Season { meetings(filter: {year: {eq: 2023}}) { meetingKey } "
+        "f1Sessions(filter: {sessionKey: {eq: 9140}}) { meeting { year } } }"
+    )
+    text = gateway.http.get("/metrics").text
+    assert 'sessiongraph_graphql_requests_total{operation="Season",outcome="ok"}' in text
+    assert (
+        'sessiongraph_upstream_requests_total{method="GET",status="200",upstream="openf1"}' in text
+    )
+    assert "sessiongraph_dataloader_batch_size" in text
+    assert 'sessiongraph_circuit_breaker_state{upstream="openf1"}' in text
 
 
 def test_graphiql_for_browsers(gateway: Gateway) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from ..errors import UpstreamError
+from ..metrics import CACHE_EVENTS
 from ._backends import CacheBackend
 
 __all__ = [
@@ -173,18 +174,17 @@ class ResponseCache:
         policy: Policy,
         tags: Iterable[str] = (),
     ) -> Stored:
-        stats = self.stats[upstream]
         tag_tuple = tuple(tags)
         trace = _trace.get()
         entry = await self._lookup(key)
         now = time.time()
         if entry is not None and now < entry.fresh_until:
-            stats["hit"] += 1
+            self.count(upstream, "hit")
             if trace is not None:
                 trace.record(entry, tag_tuple)
             return entry
         if entry is not None and now < entry.stale_until:
-            stats["stale"] += 1
+            self.count(upstream, "stale")
             self._refresh_in_background(upstream, key, load, policy, tag_tuple)
             if trace is not None:
                 trace.spoil()
@@ -196,7 +196,7 @@ class ResponseCache:
                 trace.spoil()
             if entry is None:
                 raise
-            stats["stale_on_error"] += 1
+            self.count(upstream, "stale_on_error")
             self._warn(upstream, entry, exc)
             return entry
         if trace is not None:
@@ -215,7 +215,11 @@ class ResponseCache:
                 self._inflight.pop(key, None)
                 self._inflight_tags.pop(key, None)
         if self.backend is not None:
-            self.stats[upstream]["invalidated"] += await self.backend.invalidate(tag_set)
+            self.count(upstream, "invalidated", await self.backend.invalidate(tag_set))
+
+    def count(self, upstream: str, event: str, amount: int = 1) -> None:
+        self.stats[upstream][event] += amount
+        CACHE_EVENTS.labels(upstream, event).inc(amount)
 
     async def close(self) -> None:
         for task in list(self._background):
@@ -234,13 +238,13 @@ class ResponseCache:
     ) -> Stored:
         task = self._inflight.get(key)
         if task is None:
-            self.stats[upstream]["miss"] += 1
+            self.count(upstream, "miss")
             task = asyncio.ensure_future(self._load_and_store(key, load, policy, tags))
             self._inflight[key] = task
             self._inflight_tags[key] = tags
             task.add_done_callback(lambda done: self._forget(key, done))
         else:
-            self.stats[upstream]["coalesced"] += 1
+            self.count(upstream, "coalesced")
         # shield: one reader giving up must not cancel the request the others wait on.
         return await asyncio.shield(task)
 
@@ -307,7 +311,7 @@ class ResponseCache:
         async def refresh() -> None:
             try:
                 await self._single_flight(upstream, key, load, policy, tags)
-                self.stats[upstream]["refreshed"] += 1
+                self.count(upstream, "refreshed")
             except UpstreamError as exc:
                 logger.info(
                     "background refresh failed; serving stale data",

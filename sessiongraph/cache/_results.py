@@ -40,7 +40,7 @@ class ResultCache:
             return None
         found = await backend.get(key)
         if found is not None:
-            self.responses.stats["graphql"]["hit"] += 1
+            self.responses.count("graphql", "hit")
         return found
 
     async def put(self, key: str, body: bytes, trace: ReadTrace, invalidations: int) -> None:
@@ -53,4 +53,4 @@ class ResultCache:
         if ttl < self.min_seconds:
             return
         await backend.set(key, body, ttl, (*trace.tags, RESULT_TAG))
-        self.responses.stats["graphql"]["stored"] += 1
+        self.responses.count("graphql", "stored")

@@ -24,6 +24,7 @@ from ..errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from ..metrics import BREAKER_STATE, UPSTREAM_DURATION, UPSTREAM_REQUESTS
 from ._auth import Authenticator
 from ._ratelimit import RateLimiter
 from ._resilience import CircuitBreaker, RetryBudget
@@ -205,7 +206,9 @@ class UpstreamClient:
         reauthenticated = False
         self.retry_budget.deposit()
         while True:
-            if not self.breaker.allow():
+            allowed = self.breaker.allow()
+            BREAKER_STATE.labels(self.name).set(self.breaker.state.value)
+            if not allowed:
                 raise UpstreamUnavailable(
                     self.name,
                     f"{self.name} is failing; requests are paused for a while",
@@ -275,17 +278,21 @@ class UpstreamClient:
                 headers = {name.title(): value for name, value in response.headers.items()}
                 result = UpstreamResponse(response.status, headers, payload)
         except TimeoutError as exc:
+            self._observe(method, "timeout", started)
             self.breaker.record(ok=False)
             raise UpstreamTimeout(
                 self.name, f"{self.name} did not answer within {self.timeout:g} s"
             ) from exc
         except aiohttp.ClientError as exc:
+            self._observe(method, "connection_error", started)
             self.breaker.record(ok=False)
             raise UpstreamUnavailable(
                 self.name, f"{self.name} could not be reached ({type(exc).__name__})"
             ) from exc
+        self._observe(method, str(result.status), started)
         # A 429 says nothing about the upstream's health; 5xx do.
         self.breaker.record(ok=result.status < 500)
+        BREAKER_STATE.labels(self.name).set(self.breaker.state.value)
         logger.debug(
             "upstream request",
             extra={
@@ -297,6 +304,10 @@ class UpstreamClient:
             },
         )
         return result
+
+    def _observe(self, method: str, status: str, started: float) -> None:
+        UPSTREAM_REQUESTS.labels(self.name, method, status).inc()
+        UPSTREAM_DURATION.labels(self.name).observe(time.monotonic() - started)
 
     def _status_error(self, response: UpstreamResponse) -> UpstreamError:
         status = response.status

@@ -11,6 +11,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from .. import requestctx
 from ..cache import spoil_trace
 from ..errors import SessionGraphError
 
@@ -44,6 +45,9 @@ class ErrorCodes(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
+        facts = requestctx.current()
+        if facts is not None:
+            facts.operation = self.execution_context.operation_name
         with contextlib.suppress(RuntimeError):  # no operation type for unparsable documents
             if self.execution_context.operation_type is not OperationType.QUERY:
                 spoil_trace()  # mutations are never replayed from the result cache

@@ -1,0 +1,126 @@
+"""ASGI middleware: request ids, CSRF prevention and request body limits."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import requestctx
+
+__all__ = ["BodySizeLimit", "CsrfPrevention", "RequestId", "graphql_error_response"]
+
+
+def graphql_error_response(status: int, message: str, code: str) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+class RequestId:
+    """Takes `X-Request-ID` from the client (or makes one), logs with it and echoes it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        offered = dict(scope["headers"]).get(b"x-request-id")
+        request_id = requestctx.new_request_id(offered.decode("latin-1") if offered else None)
+        requestctx.start(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0] != b"x-request-id"]
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+# Content types a browser may send cross-site without a CORS preflight.
+_SIMPLE_TYPES = frozenset(
+    {b"", b"text/plain", b"application/x-www-form-urlencoded", b"multipart/form-data"}
+)
+_PREFLIGHT_HEADERS = (b"x-apollo-operation-name", b"apollo-require-preflight")
+CSRF_MESSAGE = (
+    "This request has been blocked as a potential cross-site request forgery. Send it with "
+    "a Content-Type other than text/plain, application/x-www-form-urlencoded or "
+    "multipart/form-data (e.g. application/json), or with a non-empty "
+    "Apollo-Require-Preflight or X-Apollo-Operation-Name header."
+)
+
+
+class CsrfPrevention:
+    """Apollo's rule: GraphQL requests must be ones a browser would have preflighted.
+
+    The GraphiQL page itself (a plain browser GET asking for HTML) is not an operation and
+    stays reachable.
+    """
+
+    def __init__(self, app: ASGIApp, path: str = "/graphql") -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or self._safe(scope):
+            await self.app(scope, receive, send)
+            return
+        response = graphql_error_response(400, CSRF_MESSAGE, "CSRF_PREVENTED")
+        await response(scope, receive, send)
+
+    @staticmethod
+    def _safe(scope: Scope) -> bool:
+        if scope["method"] not in ("GET", "POST"):
+            return True  # refused elsewhere (405); nothing runs
+        headers = dict(scope["headers"])
+        if any(headers.get(name, b"").strip() for name in _PREFLIGHT_HEADERS):
+            return True
+        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if media_type not in _SIMPLE_TYPES:
+            return True
+        wants_page = b"text/html" in headers.get(b"accept", b"")
+        return scope["method"] == "GET" and wants_page and b"query=" not in scope["query_string"]
+
+
+class BodySizeLimit:
+    """Refuses request bodies over `max_bytes` with 413 before they are buffered."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", ())).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = graphql_error_response(
+            413, f"Request body exceeds {self.max_bytes} bytes", "REQUEST_TOO_LARGE"
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
