@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from cross_web import HTTPException
@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, process_result
@@ -36,6 +36,7 @@ from .config import Settings
 from .loaders import Loaders
 from .metrics import GRAPHQL_DURATION, GRAPHQL_REQUESTS, metrics_endpoint, operation_label
 from .middleware import BodySizeLimit, CsrfPrevention, RequestId, graphql_error_response
+from .playground import assets_mount, playground_response
 from .providers import Providers, UpstreamStatus, build_providers
 from .schema.build import build_schema
 from .schema.context import Context
@@ -73,6 +74,7 @@ class GraphQLView(GraphQL[Context, None]):
             cached = await self.results.get(key)
             if cached is not None:
                 facts.outcome = "replayed"
+                facts.operation = _operation_name(scope, body)
                 self._observe(facts, started)
                 await Response(cached, media_type=media_type)(scope, receive, send)
                 return
@@ -136,6 +138,10 @@ class GraphQLView(GraphQL[Context, None]):
             body["extensions"] = {**(body.get("extensions") or {}), "warnings": warnings}
         return body
 
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Our GraphiQL page and assets, not strawberry's, which load from a CDN.
+        return playground_response()
+
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
 
@@ -181,6 +187,19 @@ def _response_media_type(scope: Scope) -> str:
     if _wants_graphql_response(accept):
         return f"{GRAPHQL_RESPONSE}; charset=utf-8"
     return "application/json"
+
+
+def _operation_name(scope: Scope, body: bytes) -> str | None:
+    """The request's operationName, for metrics of requests answered without executing."""
+    if scope["method"] == "GET":
+        names = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("operationName")
+        return names[0] if names else None
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    name = payload.get("operationName") if isinstance(payload, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def _replayable(scope: Scope) -> bool:
@@ -318,17 +337,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
     if settings.csrf_prevention:
         middleware.append(Middleware(CsrfPrevention))
+    routes: list[BaseRoute] = [
+        Route("/graphql", view, methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route(
+            "/readyz",
+            Readiness(providers.statuses, settings.sandbox, providers.cache).endpoint,
+            methods=["GET"],
+        ),
+    ]
+    if settings.graphiql:
+        routes.append(assets_mount())
     app = Starlette(
-        routes=[
-            Route("/graphql", view, methods=["GET", "POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
-            Route(
-                "/readyz",
-                Readiness(providers.statuses, settings.sandbox, providers.cache).endpoint,
-                methods=["GET"],
-            ),
-        ],
+        routes=routes,
         middleware=middleware,
         lifespan=lifespan,
     )

@@ -11,6 +11,7 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 
 __all__ = ["main"]
@@ -96,6 +97,10 @@ def _serve(args: argparse.Namespace) -> None:
                 if key.endswith("_URL"):
                     print(f"  {key[:-4].lower():<10} {value}", file=sys.stderr)
             print(f"  mutation token (Authorization: Bearer …): {token}", file=sys.stderr)
+        if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Workers share one port, so /metrics on any of them must report all of them.
+            metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sg-metrics-"))
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         settings = Settings()  # validates the environment before any worker starts
         configure_logging(settings.log_level, settings.log_format)
         print(f"sessiongraph: GraphQL at http://{args.host}:{args.port}/graphql", file=sys.stderr)

@@ -247,3 +247,12 @@ def test_cors_origins(make_gateway: Any) -> None:
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
     )
     assert "access-control-allow-origin" not in denied.headers
+
+
+def test_replayed_responses_count_under_their_operation(make_gateway: Any) -> None:
+    gateway = make_gateway(cache_url="memory://")
+    body = {"query": "query Replayed { meeting(key: 1216) { year } }", "operationName": "Replayed"}
+    for _ in range(3):
+        assert gateway.post(body).status_code == 200
+    text = gateway.http.get("/metrics").text
+    assert 'sessiongraph_graphql_requests_total{operation="Replayed",outcome="replayed"}' in text
