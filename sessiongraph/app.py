@@ -143,7 +143,13 @@ class GraphQLView(GraphQL[Context, None]):
         return playground_response()
 
     def decode_json(self, data: str | bytes) -> object:
-        return orjson.loads(data)
+        payload = orjson.loads(data)
+        operations = payload if isinstance(payload, list) else [payload]
+        if not all(isinstance(operation, dict) for operation in operations):
+            raise HTTPException(
+                400, "The request body must be a JSON object, or an array of them (a batch)"
+            )
+        return payload
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

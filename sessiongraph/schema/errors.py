@@ -60,7 +60,9 @@ class ErrorCodes(SchemaExtension):
         original = error.original_error
         if isinstance(original, SessionGraphError):
             return error
-        if original is not None and not isinstance(original, GraphQLError):
+        # Errors without a path come from parsing or validation (e.g. a scalar literal its
+        # parser refused): the client's mistake, shown as is. Only resolver failures are masked.
+        if original is not None and not isinstance(original, GraphQLError) and error.path:
             logger.error(
                 "unexpected error in a resolver", exc_info=original, extra={"path": error.path}
             )

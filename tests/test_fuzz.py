@@ -1,0 +1,107 @@
+"""Generated GraphQL documents and junk bodies against the gateway: never a 5xx or a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import hypothesis_graphql
+import pytest
+from graphql import StringValueNode
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests._servers import Gateway
+
+FUZZ = settings(
+    max_examples=1000,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+# Values a DateTime argument accepts, plus some it must refuse cleanly.
+DATETIMES = st.sampled_from(
+    ["2023-07-29T15:05:00Z", "2024-01-01T00:00:00+02:00", "2023-09-16", "garbage", ""]
+).map(lambda text: StringValueNode(value=text))
+
+
+def check(response: Any, caplog: pytest.LogCaptureFixture) -> None:
+    assert response.status_code < 500, response.text
+    assert "Traceback" not in response.text
+    body = response.json()
+    assert isinstance(body, dict | list)
+    for result in body if isinstance(body, list) else [body]:
+        assert "data" in result or "errors" in result
+        for error in result.get("errors") or ():
+            assert error["extensions"]["code"], error
+            assert error["extensions"]["code"] != "INTERNAL_SERVER_ERROR", error
+    unexpected = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not unexpected, unexpected[0].getMessage()
+
+
+@pytest.fixture
+def schema_sdl(gateway: Gateway) -> str:
+    sdl: str = gateway.app.state.schema.as_str()
+    return sdl
+
+
+def test_generated_queries(
+    gateway: Gateway, schema_sdl: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    strategy = hypothesis_graphql.from_schema(
+        schema_sdl, custom_scalars={"DateTime": DATETIMES}, allow_x00=False
+    )
+
+    @FUZZ
+    @given(query=strategy)
+    def run(query: str) -> None:
+        check(gateway.post({"query": query}), caplog)
+
+    run()
+
+
+def test_documents_that_do_not_fit_the_schema(
+    gateway: Gateway, schema_sdl: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    strategy = hypothesis_graphql.from_schema(
+        schema_sdl, mode=hypothesis_graphql.Mode.NEGATIVE, allow_x00=False
+    )
+
+    @FUZZ
+    @given(query=strategy)
+    def run(query: str) -> None:
+        check(gateway.post({"query": query}), caplog)
+
+    run()
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def test_junk_request_bodies(gateway: Gateway, caplog: pytest.LogCaptureFixture) -> None:
+    @settings(FUZZ, max_examples=500)
+    @given(
+        body=st.fixed_dictionaries(
+            {},
+            optional={
+                "query": st.text() | JSON_VALUES,
+                "variables": JSON_VALUES,
+                "operationName": JSON_VALUES,
+                "extensions": JSON_VALUES,
+            },
+        )
+        | JSON_VALUES
+    )
+    def run(body: Any) -> None:
+        check(gateway.post(body), caplog)
+
+    run()
