@@ -23,7 +23,7 @@ from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
 
-from . import requestctx
+from . import requestctx, tracing
 from .cache import (
     ResponseCache,
     ResultCache,
@@ -82,7 +82,11 @@ class GraphQLView(GraphQL[Context, None]):
         trace = start_trace()
         invalidations = self.providers.cache.invalidations
         try:
-            response = await self.run(Request(scope=scope, receive=receive))
+            with tracing.span("graphql", **{"http.request.method": scope["method"]}) as current:
+                response = await self.run(Request(scope=scope, receive=receive))
+                if current is not None:
+                    current.set_attribute("graphql.operation.name", facts.operation or "")
+                    current.set_attribute("graphql.outcome", facts.outcome)
         except HTTPException as exc:
             code = _HTTP_ERROR_CODES.get(exc.status_code, "BAD_REQUEST")
             response = graphql_error_response(exc.status_code, exc.reason, code)
@@ -314,6 +318,7 @@ async def healthz(_request: Request) -> Response:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
+    tracing.enable(settings.tracing)
     providers = build_providers(settings)
     schema = build_schema(settings)
     view = GraphQLView(schema, settings, providers)

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     graphiql: bool = True
     introspection: bool = True
 
+    # OpenTelemetry spans per operation and upstream request (needs the `otel` extra).
+    tracing: bool = False
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
 

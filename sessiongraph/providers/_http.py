@@ -15,6 +15,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from .. import tracing
 from ..cache import Freshness, Policy, ResponseCache, Stored, spoil_trace
 from ..errors import (
     UpstreamAuthFailed,
@@ -261,6 +262,7 @@ class UpstreamClient:
         data: Mapping[str, str] | None,
     ) -> UpstreamResponse:
         headers = {"Authorization": header} if header else {}
+        tracing.inject_trace_context(headers)
         body: bytes | None = None
         if json is not None:
             body = orjson.dumps(json)
@@ -269,6 +271,25 @@ class UpstreamClient:
             await self.rate_limiter.acquire()
         self.requests_sent += 1
         started = time.monotonic()
+        with tracing.span(
+            f"{self.name} {method}",
+            client=True,
+            **{"http.request.method": method, "url.path": url.path, "upstream": self.name},
+        ) as current:
+            result = await self._transfer(method, url, headers, body, data, started)
+            if current is not None:
+                current.set_attribute("http.response.status_code", result.status)
+        return result
+
+    async def _transfer(
+        self,
+        method: str,
+        url: URL,
+        headers: dict[str, str],
+        body: bytes | None,
+        data: Mapping[str, str] | None,
+        started: float,
+    ) -> UpstreamResponse:
         try:
             async with self.session.request(
                 method, url, headers=headers, data=body if body is not None else data
