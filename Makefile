@@ -21,12 +21,16 @@ lint: setup
 	$(BIN)/ruff format --check sessiongraph tests bench
 	$(BIN)/mypy
 
-# The cache tests run a real redis-server; on Debian as root it is installed when missing.
+# The cache tests run a real redis-server, the playground test Debian's Chromium; on Debian as root
+# the missing ones are installed. Each entry is command:package.
+SYSTEM_DEPS := redis-server:redis-server /usr/bin/chromium:chromium
 system-deps:
-	@command -v redis-server >/dev/null || { \
+	@missing=; for dep in $(SYSTEM_DEPS); do \
+	  command -v "$${dep%%:*}" >/dev/null || missing="$$missing $${dep#*:}"; done; \
+	[ -z "$$missing" ] || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
-	  else echo "please install redis-server (e.g. apt-get install redis-server)" >&2; exit 1; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "please install:$$missing (e.g. apt-get install$$missing)" >&2; exit 1; fi; }
 
 test: system-deps lint
 	$(BIN)/python -m pytest -q

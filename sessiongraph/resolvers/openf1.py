@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 from ..errors import BadUserInput, NotFound
 from ..filtering import Condition, FilterSpec
+from ..loaders import CachedLoader
 from ..providers.openf1 import F1SessionRecord, MeetingRecord
 from ..schema.context import Info
 from ..schema.filters import to_filter_spec
@@ -37,39 +39,46 @@ async def f1_sessions(
     )
 
 
-def _key_or_latest(key: int | None, latest: bool | None, what: str) -> FilterSpec:
+RecordT = TypeVar("RecordT", MeetingRecord, F1SessionRecord)
+
+
+async def _one(
+    key: int | None,
+    latest: bool | None,
+    what: str,
+    by_key: CachedLoader[int, RecordT | None],
+    lookup: Callable[[FilterSpec], Awaitable[list[RecordT]]],
+    prime: Callable[[list[RecordT]], None],
+) -> RecordT:
+    """One record by key (batched through its loader) or OpenF1's `latest` one."""
     if (key is None) == (not latest):
         raise BadUserInput(f"{what} takes exactly one of `key` or `latest: true`")
-    condition = Condition(latest=True) if latest else Condition(eq=key)
-    return ((f"{what}_key", condition),)
+    found: RecordT | None
+    if key is not None:
+        found = await by_key.load(key)
+    else:
+        records = await lookup(((f"{what}_key", Condition(latest=True)),))
+        prime(records)
+        found = records[-1] if records else None
+    if found is None:
+        raise NotFound(f"no {what} with key {key}" if key is not None else f"no latest {what}")
+    return found
 
 
 async def meeting(info: Info, key: int | None, latest: bool | None) -> MeetingRecord:
     loaders = info.context.loaders
-    if key is not None and not latest:
-        found = await loaders.meeting.load(key)
-    else:
-        spec = _key_or_latest(key, latest, "meeting")
-        records = await info.context.providers.openf1.meetings(spec)
-        loaders.prime_meetings(records)
-        found = records[-1] if records else None
-    if found is None:
-        raise NotFound(f"no meeting with key {key}" if key is not None else "no latest meeting")
-    return found
+    openf1 = info.context.providers.openf1
+    return await _one(
+        key, latest, "meeting", loaders.meeting, openf1.meetings, loaders.prime_meetings
+    )
 
 
 async def f1_session(info: Info, key: int | None, latest: bool | None) -> F1SessionRecord:
     loaders = info.context.loaders
-    if key is not None and not latest:
-        found = await loaders.f1_session.load(key)
-    else:
-        spec = _key_or_latest(key, latest, "session")
-        records = await info.context.providers.openf1.sessions(spec)
-        loaders.prime_f1_sessions(records)
-        found = records[-1] if records else None
-    if found is None:
-        raise NotFound(f"no F1 session with key {key}" if key is not None else "no latest session")
-    return found
+    openf1 = info.context.providers.openf1
+    return await _one(
+        key, latest, "session", loaders.f1_session, openf1.sessions, loaders.prime_f1_sessions
+    )
 
 
 async def sessions_of_meeting(

@@ -73,8 +73,10 @@ writeFileSync(
 
 Copied unchanged from the npm packages pinned in \`../build/package-lock.json\` by
 \`../build/build.mjs\` (\`cd sessiongraph/playground/build && npm ci && npm run build\`).
-\`playground.js\` and \`playground.css\` are sessiongraph's own. The bundled dependencies'
-licenses are in \`THIRD_PARTY_LICENSES.txt\`.
+GraphiQL 3 and explorer 3 were chosen because both ship prebuilt UMD bundles that run from plain
+\`<script>\` tags, so no bundler is needed. \`playground.js\` and \`playground.css\` are
+sessiongraph's own. The licenses of everything the bundles contain are in
+\`THIRD_PARTY_LICENSES.txt\`.
 
 | package | version | license | file | bytes |
 |---|---|---|---|---|
