@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -35,14 +36,41 @@ class Settings(BaseSettings):
     guidebook_url: str = GUIDEBOOK_PUBLIC_URL
     guidebook_api_key: SecretStr | None = None
     guidebook_timeout_seconds: float | None = Field(default=None, gt=0)
+    # `page_size` sent on Guidebook lists. Only documented for one endpoint (max 500), so the
+    # provider still follows `next` and learns the real page size when the upstream caps it.
+    guidebook_page_size: int = Field(default=100, ge=1, le=500)
 
     sqlrace_url: str | None = None
     sqlrace_api_path: str = "api"
     sqlrace_username: str | None = None
     sqlrace_password: SecretStr | None = None
     sqlrace_timeout_seconds: float | None = Field(default=None, gt=0)
+    # The reference leaves these open (sqlrace.md §3, §5), so they are settings, not guesses.
+    # `pageSize` sent on session lists: the docs say 50 in one place and 200 in another; keep it
+    # at or below the server's maximum, or a capped page would look like the last one.
+    sqlrace_page_size: int = Field(default=50, ge=1, le=1000)
+    # Index of the first page: documented as 0, while the docs' own example uses page=1.
+    sqlrace_first_page: int = Field(default=0, ge=0, le=1)
+    # Stop paging (with an error) after this many full pages: a server ignoring `page` loops.
+    sqlrace_max_pages: int = Field(default=1000, ge=1)
+    # Integer `State` values as names, e.g. "0=Created,2=Historical" or JSON {"2": "Historical"};
+    # the vendor never published the numbers, so integers without an entry are exposed raw.
+    sqlrace_state_names: Annotated[dict[int, str], NoDecode] = Field(default_factory=dict)
+    # Time zone for sessions that carry no `TimeZone` (the Metadata-page shape).
+    sqlrace_default_time_zone: str = "UTC"
+    # ServerName and RootPath describe internal infrastructure: null unless this is set.
+    sqlrace_expose_infrastructure: bool = False
+    # Per-session requests (details, laps, parameters) in flight at once towards SQL Race.
+    sqlrace_concurrency: int = Field(default=8, ge=1)
+    # Whether the server answers GET .../sessions/{key} (not in the reference); without it a
+    # session is found by paging its connection's list.
+    sqlrace_single_session_route: bool = False
+    # Renew the bearer token this long before its `expires_in` runs out.
+    sqlrace_token_renew_seconds: float = Field(default=60, ge=0)
 
     api_token_hashes: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Queries are open by default; when true they need the same bearer token as mutations.
+    require_token_for_queries: bool = False
 
     upstream_timeout_seconds: float = Field(default=10, gt=0)
     retry_attempts: int = Field(default=3, ge=0, le=10)
@@ -99,6 +127,17 @@ class Settings(BaseSettings):
     sandbox: bool = False
 
     _split = field_validator("api_token_hashes", "cors_origins", mode="before")(_split_commas)
+
+    @field_validator("sqlrace_state_names", mode="before")
+    @classmethod
+    def _state_names(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("{"):
+            return json.loads(text)
+        pairs = (item.partition("=") for item in text.split(",") if item.strip())
+        return {code.strip(): name.strip() for code, _, name in pairs}
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

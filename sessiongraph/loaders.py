@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Awaitable, Iterable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from typing import Any, TypeVar, cast
 
 from aiodataloader import DataLoader
 
@@ -17,7 +17,23 @@ from .errors import SessionGraphError
 from .filtering import FilterSpec
 from .metrics import DATALOADER_BATCH_SIZE
 from .providers import Providers
+from .providers.guidebook import (
+    GuidebookProvider,
+    GuidebookSessionRecord,
+    GuideRecord,
+    LocationRecord,
+    ScheduleTrackRecord,
+    SessionQuery,
+)
 from .providers.openf1 import F1SessionRecord, MeetingRecord
+from .providers.sqlrace import (
+    ConnectionRecord,
+    LapRecord,
+    ParameterRecord,
+    SessionDetailRecord,
+    SqlRaceProvider,
+    SqlRaceSessionRecord,
+)
 
 __all__ = ["Loaders"]
 
@@ -91,6 +107,8 @@ class Loaders:
         self.f1_sessions_of_meeting: DataLoader[SessionsOfMeetingKey, list[F1SessionRecord]] = (
             DataLoader(self._load_f1_sessions_of_meetings, batch=batching)
         )
+        self.sqlrace = SqlRaceLoaders(providers.sqlrace, batching=batching)
+        self.guidebook = GuidebookLoaders(providers.guidebook, batching=batching)
 
     @property
     def merges_requests(self) -> bool:
@@ -188,4 +206,186 @@ class Loaders:
                 grouped[(record.meeting_key, spec)].append(record)
             if not spec:
                 self.prime_f1_sessions(records)
+        return [grouped.get(key, []) for key in keys]
+
+
+# --- SQL Race -----------------------------------------------------------------------------------
+
+SessionPageKey = tuple[str, int]  # (connection name, 0-based page)
+SessionRef = tuple[str, str]  # (connection name, session key)
+
+
+class SqlRaceLoaders:
+    """SQL Race reads of one request, each deduplicated; the upstream has no batch reads, so a
+    batch becomes concurrent requests, capped by the provider."""
+
+    def __init__(self, provider: SqlRaceProvider | None, *, batching: bool) -> None:
+        self._provider = provider
+        self._connections: asyncio.Future[list[ConnectionRecord]] | None = None
+        self.connection: DataLoader[str, ConnectionRecord | None] = DataLoader(
+            self._each(lambda p, name: p.connection(name)), batch=batching
+        )
+        self.session_page: DataLoader[SessionPageKey, list[SqlRaceSessionRecord | None]] = (
+            DataLoader(self._each(lambda p, key: p.sessions_page(*key)), batch=batching)
+        )
+        self.details: DataLoader[SessionRef, list[SessionDetailRecord]] = DataLoader(
+            self._each(lambda p, ref: p.details(*ref)), batch=batching
+        )
+        self.laps: DataLoader[SessionRef, list[LapRecord]] = DataLoader(
+            self._each(lambda p, ref: p.laps(*ref)), batch=batching
+        )
+        self.parameters: DataLoader[SessionRef, list[ParameterRecord]] = DataLoader(
+            self._each(lambda p, ref: p.parameters(*ref)), batch=batching
+        )
+
+    @property
+    def provider(self) -> SqlRaceProvider:
+        if self._provider is None:
+            raise RuntimeError("SQL Race is not configured")  # resolvers check this first
+        return self._provider
+
+    async def connections(self) -> list[ConnectionRecord]:
+        """The connection list, read once per request; it primes `connection` too."""
+        if self._connections is None:
+            self._connections = asyncio.ensure_future(self.provider.connections())
+        records = await asyncio.shield(self._connections)
+        for record in records:
+            self.connection.prime(record.name, record)
+        return records
+
+    async def sessions(
+        self, connection: str, start: int = 0
+    ) -> AsyncIterator[tuple[int, SqlRaceSessionRecord]]:
+        """(position, session) from position `start` on, reading pages only as they are
+        needed, until a short page; positions are stable, so they serve as cursors."""
+        size = self.provider.page_size
+        page, skip = divmod(start, size)
+        while True:
+            rows = await self.session_page.load((connection, page))
+            for offset, record in enumerate(rows[skip:], start=page * size + skip):
+                if record is not None:
+                    yield offset, record
+            if len(rows) < size:
+                return
+            page, skip = page + 1, 0
+
+    def _each(
+        self, read: Callable[[SqlRaceProvider, K], Awaitable[V]]
+    ) -> Callable[[list[K]], Coroutine[Any, Any, list[V]]]:
+        async def load(keys: list[K]) -> list[V]:
+            results = await asyncio.gather(
+                *(read(self.provider, key) for key in keys), return_exceptions=True
+            )
+            # aiodataloader rejects only the keys whose value is an exception, so one failed
+            # read fails only its own field.
+            return cast(list[V], results)
+
+        return load
+
+
+# --- Guidebook ----------------------------------------------------------------------------------
+
+TrackOfGuide = tuple[int, int]  # (guide id, schedule track id)
+GuidebookRecord = TypeVar(
+    "GuidebookRecord", GuideRecord, ScheduleTrackRecord, LocationRecord, GuidebookSessionRecord
+)
+
+
+class GuidebookLoaders:
+    """Guidebook reads of one request. Objects by id cost one GET each (no id-list filter
+    upstream), so objects below a guide are best reached through their guide's lists."""
+
+    def __init__(self, provider: GuidebookProvider | None, *, batching: bool) -> None:
+        self._provider = provider
+        self.guide: CachedLoader[int, GuideRecord | None] = CachedLoader(
+            self._by_id(lambda p, ids: p.guides_by_id(ids)), batch=batching
+        )
+        self.schedule_track: CachedLoader[int, ScheduleTrackRecord | None] = CachedLoader(
+            self._by_id(lambda p, ids: p.schedule_tracks_by_id(ids)), batch=batching
+        )
+        self.location: CachedLoader[int, LocationRecord | None] = CachedLoader(
+            self._by_id(lambda p, ids: p.locations_by_id(ids)), batch=batching
+        )
+        self.session: CachedLoader[int, GuidebookSessionRecord | None] = CachedLoader(
+            self._by_id(lambda p, ids: p.sessions_by_id(ids)), batch=batching
+        )
+        self.tracks_of_guide: CachedLoader[int, list[ScheduleTrackRecord]] = CachedLoader(
+            self._load_tracks_of_guides, batch=batching
+        )
+        self.locations_of_guide: CachedLoader[int, list[LocationRecord]] = CachedLoader(
+            self._load_locations_of_guides, batch=batching
+        )
+        self.sessions_of_track: DataLoader[TrackOfGuide, list[GuidebookSessionRecord]] = DataLoader(
+            self._load_sessions_of_tracks, batch=batching
+        )
+
+    @property
+    def provider(self) -> GuidebookProvider:
+        if self._provider is None:
+            raise RuntimeError("Guidebook is not configured")  # resolvers check this first
+        return self._provider
+
+    def prime_sessions(self, records: Iterable[GuidebookSessionRecord]) -> None:
+        for record in records:
+            self.session.prime(record.id, record)
+
+    def _by_id(
+        self,
+        read: Callable[[GuidebookProvider, list[int]], Awaitable[list[GuidebookRecord]]],
+    ) -> Callable[[list[int]], Awaitable[list[GuidebookRecord | None]]]:
+        async def load(ids: list[int]) -> list[GuidebookRecord | None]:
+            found = {record.id: record for record in await read(self.provider, ids)}
+            return [found.get(key) for key in ids]
+
+        return load
+
+    async def _load_tracks_of_guides(
+        self, guides: list[int]
+    ) -> list[list[ScheduleTrackRecord] | BaseException]:
+        results = await asyncio.gather(
+            *(self.provider.schedule_tracks(g) for g in guides), return_exceptions=True
+        )
+        for records in results:
+            for record in records if isinstance(records, list) else ():
+                self.schedule_track.prime(record.id, record)
+        return results
+
+    async def _load_locations_of_guides(
+        self, guides: list[int]
+    ) -> list[list[LocationRecord] | BaseException]:
+        results = await asyncio.gather(
+            *(self.provider.locations(g) for g in guides), return_exceptions=True
+        )
+        for records in results:
+            for record in records if isinstance(records, list) else ():
+                self.location.prime(record.id, record)
+        return results
+
+    async def _load_sessions_of_tracks(self, keys: list[TrackOfGuide]) -> list[Any]:
+        """Each key's sessions, or the exception that fails only that key's field."""
+        # Several tracks of one guide: one listing of the guide's sessions, grouped here;
+        # a single track: the upstream's `schedule_tracks` filter reads less.
+        tracks_by_guide: dict[int, list[int]] = defaultdict(list)
+        for guide, track in keys:
+            tracks_by_guide[guide].append(track)
+        guides = list(tracks_by_guide)
+        queries = [
+            SessionQuery(g, schedule_track=tracks[0] if len(tracks) == 1 else None)
+            for g, tracks in tracks_by_guide.items()
+        ]
+        pages = await asyncio.gather(
+            *(self.provider.sessions(q) for q in queries), return_exceptions=True
+        )
+        grouped: dict[TrackOfGuide, list[GuidebookSessionRecord] | BaseException] = {}
+        for guide, page in zip(guides, pages, strict=True):
+            if isinstance(page, BaseException):
+                grouped.update({(guide, t): page for t in tracks_by_guide[guide]})
+                continue
+            self.prime_sessions(page.records)
+            for record in page.records:
+                for track in record.schedule_tracks:
+                    grouped.setdefault((guide, track), [])
+                    value = grouped[(guide, track)]
+                    if isinstance(value, list):
+                        value.append(record)
         return [grouped.get(key, []) for key in keys]

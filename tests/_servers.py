@@ -14,11 +14,15 @@ import httpx
 import uvicorn
 
 from sessiongraph.app import create_app
+from sessiongraph.auth import token_hash
 from sessiongraph.config import Settings
 from sessiongraph.providers._resilience import CircuitBreaker, RetryBudget
 from sessiongraph.sandbox import RunningSandbox, start_sandbox
 
 T = TypeVar("T")
+
+# The bearer token every test gateway accepts for mutations (its hash is configured).
+MUTATION_TOKEN = "test-mutation-token"
 
 
 class LoopThread:
@@ -136,5 +140,6 @@ def sandbox_settings(sandbox: Sandbox, **overrides: Any) -> Settings:
     values: dict[str, Any] = {key.lower(): value for key, value in sandbox.env.items()}
     # No cross-request cache unless a test asks: emulator resets must be seen at once.
     values.update(sandbox=True, log_format="text", cache_url="none")
+    values.update(api_token_hashes=[token_hash(MUTATION_TOKEN)])
     values.update(overrides)
     return Settings(**values)

@@ -65,7 +65,10 @@ def test_documents_that_do_not_fit_the_schema(
     gateway: Gateway, schema_sdl: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     strategy = hypothesis_graphql.from_schema(
-        schema_sdl, mode=hypothesis_graphql.Mode.NEGATIVE, allow_x00=False
+        schema_sdl,
+        mode=hypothesis_graphql.Mode.NEGATIVE,
+        custom_scalars={"DateTime": DATETIMES},
+        allow_x00=False,
     )
 
     @FUZZ

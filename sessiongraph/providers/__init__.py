@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ..cache import FallbackBackend, Freshness, ResponseCache, build_cache
 from ..config import Settings
 from ..errors import UpstreamNotConfigured
-from ._auth import TokenAuth
+from ._auth import StaticHeader, TokenAuth
 from ._http import RetryPolicy, UpstreamClient
 from ._ratelimit import RateLimiter, SharedRateLimiter
 from ._resilience import CircuitBreaker, RetryBudget
+from .guidebook import GuidebookProvider
 from .openf1 import OpenF1Freshness, OpenF1Provider, openf1_token_fetcher
+from .sqlrace import SqlRaceProvider, sqlrace_token_fetcher
 
 __all__ = ["Providers", "UpstreamStatus", "build_providers"]
 
@@ -35,6 +38,8 @@ class Providers:
     cache: ResponseCache
     clients: list[UpstreamClient] = field(default_factory=list)
     statuses: dict[str, UpstreamStatus] = field(default_factory=dict)
+    sqlrace: SqlRaceProvider | None = None
+    guidebook: GuidebookProvider | None = None
 
     def not_configured(self, name: str) -> UpstreamNotConfigured:
         """The coded error for a field whose upstream has no URL or credentials."""
@@ -129,16 +134,76 @@ def build_providers(settings: Settings) -> Providers:
         clients=[openf1_client],
     )
     providers.statuses["openf1"] = UpstreamStatus("openf1", True, settings.openf1_url)
+    providers.guidebook = _guidebook(settings, cache)
+    if providers.guidebook is not None:
+        providers.clients.append(providers.guidebook.client)
     providers.statuses["guidebook"] = UpstreamStatus(
         "guidebook",
         settings.guidebook_api_key is not None,
         settings.guidebook_url,
         None if settings.guidebook_api_key else "SESSIONGRAPH_GUIDEBOOK_API_KEY is not set",
     )
+    providers.sqlrace = _sqlrace(settings, cache)
+    if providers.sqlrace is not None:
+        providers.clients.append(providers.sqlrace.client)
     providers.statuses["sqlrace"] = UpstreamStatus(
-        "sqlrace",
-        bool(settings.sqlrace_url and settings.sqlrace_username and settings.sqlrace_password),
-        settings.sqlrace_url,
-        None if settings.sqlrace_url else "SESSIONGRAPH_SQLRACE_URL is not set",
+        "sqlrace", providers.sqlrace is not None, settings.sqlrace_url, _sqlrace_missing(settings)
     )
     return providers
+
+
+def _sqlrace_missing(settings: Settings) -> str | None:
+    if not settings.sqlrace_url:
+        return "SESSIONGRAPH_SQLRACE_URL is not set"
+    if not (settings.sqlrace_username and settings.sqlrace_password):
+        return "SESSIONGRAPH_SQLRACE_USERNAME and SESSIONGRAPH_SQLRACE_PASSWORD must be set"
+    return None
+
+
+def _sqlrace(settings: Settings, cache: ResponseCache) -> SqlRaceProvider | None:
+    """Only with a URL and both credentials: the API refuses every request without a token."""
+    if not (settings.sqlrace_url and settings.sqlrace_username and settings.sqlrace_password):
+        return None
+    username = settings.sqlrace_username
+    client = _client(
+        settings,
+        cache,
+        "sqlrace",
+        f"{settings.sqlrace_url}/{settings.sqlrace_api_path}",
+        # Reads are private to an account: a shared cache keeps each account's apart.
+        cache_scope=hashlib.sha256(username.encode()).hexdigest()[:16],
+    )
+    client.auth = TokenAuth(
+        sqlrace_token_fetcher(
+            client, settings.sqlrace_url, username, settings.sqlrace_password.get_secret_value()
+        ),
+        renew_before_seconds=settings.sqlrace_token_renew_seconds,
+    )
+    return SqlRaceProvider(
+        client,
+        page_size=settings.sqlrace_page_size,
+        first_page=settings.sqlrace_first_page,
+        max_pages=settings.sqlrace_max_pages,
+        state_names=settings.sqlrace_state_names,
+        default_time_zone=settings.sqlrace_default_time_zone,
+        expose_infrastructure=settings.sqlrace_expose_infrastructure,
+        concurrency=settings.sqlrace_concurrency,
+        single_session_route=settings.sqlrace_single_session_route,
+    )
+
+
+def _guidebook(settings: Settings, cache: ResponseCache) -> GuidebookProvider | None:
+    """Only with an API key: every Open API call needs `Authorization: JWT <key>`."""
+    if settings.guidebook_api_key is None:
+        return None
+    key = settings.guidebook_api_key.get_secret_value()
+    client = _client(
+        settings,
+        cache,
+        "guidebook",
+        settings.guidebook_url,
+        # Reads are private to the key's account: a shared cache keeps each account's apart.
+        cache_scope=hashlib.sha256(key.encode()).hexdigest()[:16],
+        auth=StaticHeader(f"JWT {key}"),
+    )
+    return GuidebookProvider(client, page_size=settings.guidebook_page_size)

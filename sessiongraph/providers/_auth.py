@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["Authenticator", "BearerToken", "StaticHeader", "TokenAuth", "TokenFetcher"]
+from ..errors import UpstreamAuthFailed, UpstreamRejected
+
+if TYPE_CHECKING:
+    from yarl import URL
+
+    from ._http import UpstreamClient
+
+__all__ = [
+    "Authenticator",
+    "BearerToken",
+    "StaticHeader",
+    "TokenAuth",
+    "TokenFetcher",
+    "password_grant_fetcher",
+]
 
 
 class Authenticator:
@@ -76,3 +91,39 @@ class TokenAuth(Authenticator):
             return self._token
         finally:
             self._pending = None
+
+
+def password_grant_fetcher(
+    client: UpstreamClient,
+    token_url: URL,
+    form: Mapping[str, str],
+    *,
+    default_lifetime: float = 3600,
+) -> TokenFetcher:
+    """A fetcher that POSTs `form` to an OAuth-style token endpoint and reads `access_token`
+    and `expires_in` (a number or a numeric string; `default_lifetime` when absent)."""
+
+    async def fetch() -> BearerToken:
+        response = await client.request("POST", "", url=token_url, data=form, authenticate=False)
+        if response.status != 200:
+            if _is_invalid_grant(response.body):
+                # OAuth servers refuse wrong credentials with 400 invalid_grant (RFC 6749 5.2).
+                raise UpstreamAuthFailed(
+                    client.name, f"{client.name} refused our credentials", status=response.status
+                )
+            raise client.error_for(response)
+        try:
+            payload = response.json()
+            lifetime = float(payload.get("expires_in", default_lifetime))
+            token = str(payload["access_token"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UpstreamRejected(
+                client.name, f"{client.name} sent an unreadable token response"
+            ) from exc
+        return BearerToken(token, time.monotonic() + lifetime)
+
+    return fetch
+
+
+def _is_invalid_grant(body: bytes) -> bool:
+    return b'"invalid_grant"' in body

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,7 @@ from yarl import URL
 from ..cache import Freshness, Policy, Stored
 from ..errors import UpstreamRejected, UpstreamUnavailable
 from ..filtering import Condition, FilterSpec, matches
-from ._auth import BearerToken, TokenAuth, TokenFetcher
+from ._auth import TokenAuth, TokenFetcher, password_grant_fetcher
 from ._http import UpstreamClient
 
 __all__ = [
@@ -247,26 +246,9 @@ def openf1_token_fetcher(
     client: UpstreamClient, token_url: str, username: str, password: str
 ) -> TokenFetcher:
     """A fetcher for OpenF1's paid-account token (`POST /token`, `expires_in` as a string)."""
-
-    async def fetch() -> BearerToken:
-        response = await client.request(
-            "POST",
-            "",
-            url=URL(token_url),
-            data={"username": username, "password": password},
-            authenticate=False,
-        )
-        if response.status != 200:
-            raise client.error_for(response)
-        payload = response.json()
-        try:
-            lifetime = float(payload.get("expires_in", 3600))
-            token = str(payload["access_token"])
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise UpstreamRejected(UPSTREAM, "openf1 sent an unreadable token response") from exc
-        return BearerToken(token, time.monotonic() + lifetime)
-
-    return fetch
+    return password_grant_fetcher(
+        client, URL(token_url), {"username": username, "password": password}
+    )
 
 
 @dataclass(frozen=True)

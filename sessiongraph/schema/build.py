@@ -21,8 +21,10 @@ from strawberry.types import ExecutionContext
 
 from ..config import Settings
 from ..errors import SessionGraphError
+from .credentials import QueryCredential
 from .errors import ErrorCodes
 from .limits import QueryLimits
+from .mutation import Mutation
 from .query import Query
 from .scalars import DATETIME_SCALAR
 
@@ -61,8 +63,11 @@ def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
+    if settings.require_token_for_queries:
+        extensions.append(QueryCredential)
     return SessionGraphSchema(
         query=Query,
+        mutation=Mutation,
         extensions=extensions,
         config=StrawberryConfig(
             scalar_map={datetime.datetime: DATETIME_SCALAR},

@@ -1,0 +1,520 @@
+"""Guidebook Open API (`/open-api/v1` or `/v1.1`): guides, schedule tracks, locations, sessions.
+
+Written from `shared/reference/guidebook.md`: DRF page-number lists, `{field: [messages]}` errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote, urlsplit
+
+import orjson
+
+from ..errors import (
+    NotFound,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from ._http import UpstreamClient, UpstreamResponse
+
+__all__ = [
+    "FieldError",
+    "GuideRecord",
+    "GuidebookInvalid",
+    "GuidebookProvider",
+    "GuidebookSessionRecord",
+    "LocationAddress",
+    "LocationRecord",
+    "Page",
+    "ScheduleTrackRecord",
+    "SessionQuery",
+    "field_errors",
+    "format_timestamp",
+    "parse_timestamp",
+]
+
+logger = logging.getLogger("sessiongraph.guidebook")
+
+UPSTREAM = "guidebook"
+GUIDES, TRACKS, LOCATIONS, SESSIONS = "guides", "schedule-tracks", "locations", "sessions"
+# A list that claims more pages than this is looping (a `next` that never ends).
+MAX_PAGES = 1000
+# The documented input example: microseconds and an explicit UTC offset.
+_SEND_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+0000"
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """`2017-09-18T22:13:25.766623+0000` or `…+00:00` (Python 3.11 reads both); naive is UTC."""
+    if type(value) is not str or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """What we send: UTC with an explicit offset, never a naive string."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime(_SEND_FORMAT)
+
+
+@dataclass(frozen=True, slots=True)
+class LocationAddress:
+    address: str | None = None
+    street: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zipcode: str | None = None
+    country: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GuideRecord:
+    """A guide (event app); privacy, redeem_code and home_screen_menuitem may be absent."""
+
+    id: int
+    created_at: datetime | None = None
+    owner: int | None = None
+    name: str | None = None
+    short_name: str | None = None
+    description_html: str | None = None
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    attendees_estimate: int | None = None
+    timezone: str | None = None
+    home_screen_menuitem: int | None = None
+    privacy: int | None = None
+    redeem_code: str | None = None
+    category: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTrackRecord:
+    id: int
+    guide: int
+    name: str | None = None
+    color: str | None = None
+    import_id: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LocationRecord:
+    id: int
+    guide: int
+    name: str | None = None
+    description: str | None = None
+    location_type: int | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    address: LocationAddress | None = None
+    import_id: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GuidebookSessionRecord:
+    id: int
+    guide: int
+    name: str | None = None
+    description_html: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    all_day: bool | None = None
+    allow_rating: bool | None = None
+    add_to_schedule: bool | None = None
+    import_id: str | None = None
+    schedule_tracks: tuple[int, ...] = ()
+    locations: tuple[int, ...] = ()
+    image: str | None = None
+    rank: float | None = None
+    require_login: bool | None = None
+    max_capacity: int | None = None
+    waitlist: bool | None = None
+    registration_start_date: datetime | None = None
+    registration_end_date: datetime | None = None
+    created_at: datetime | None = None
+
+
+RecordT = TypeVar(
+    "RecordT", GuideRecord, ScheduleTrackRecord, LocationRecord, GuidebookSessionRecord
+)
+
+
+def _as_int(value: Any) -> int | None:
+    return value if type(value) is int else None
+
+
+def _as_float(value: Any) -> float | None:
+    # JSON writes 2.0 as 2; a bool is never a number here.
+    return float(value) if type(value) in (int, float) else None
+
+
+def _as_bool(value: Any) -> bool | None:
+    return value if type(value) is bool else None
+
+
+def _as_str(value: Any) -> str | None:
+    return value if type(value) is str else None
+
+
+def _as_ids(value: Any) -> tuple[int, ...]:
+    return tuple(v for v in value if type(v) is int) if isinstance(value, list) else ()
+
+
+def _as_address(value: Any) -> LocationAddress | None:
+    if not isinstance(value, dict):
+        return None
+    return LocationAddress(**{f.name: _as_str(value.get(f.name)) for f in fields(LocationAddress)})
+
+
+_BY_TYPE: dict[str, Callable[[Any], Any]] = {
+    "int": _as_int,
+    "int | None": _as_int,
+    "float | None": _as_float,
+    "bool | None": _as_bool,
+    "str | None": _as_str,
+    "datetime | None": parse_timestamp,
+    "tuple[int, ...]": _as_ids,
+    "LocationAddress | None": _as_address,
+}
+_PLANS: dict[type[Any], tuple[tuple[str, Callable[[Any], Any]], ...]] = {}
+
+
+def to_record(cls: type[RecordT], row: Any) -> RecordT | None:
+    """One JSON object as a record; unknown fields are ignored, mistyped ones become None."""
+    if not isinstance(row, dict):
+        return None
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = tuple((f.name, _BY_TYPE[str(f.type)]) for f in fields(cls))
+    values = {name: convert(row.get(name)) for name, convert in plan}
+    # Without its id (or, below a guide, its guide) a row cannot be referred to at all.
+    if values["id"] is None or values.get("guide", 0) is None:
+        return None
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One message from a DRF error body; `field` is the upstream field name or None."""
+
+    field: str | None
+    message: str
+
+
+class GuidebookInvalid(UpstreamRejected):
+    """A 400: the upstream refused the values we sent; `errors` say which and why."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        summary = "; ".join(e.message for e in errors[:3]) or "invalid request"
+        super().__init__(UPSTREAM, f"guidebook rejected the values: {summary}", status=400)
+        self.errors = tuple(errors)
+
+
+def field_errors(body: bytes) -> list[FieldError]:
+    """DRF error bodies read defensively: dict of lists, nested dicts, `detail`, strings."""
+    try:
+        payload = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        payload = None
+    found: list[FieldError] = []
+    _collect(payload, None, found)
+    return found or [FieldError(None, "Guidebook refused the request without saying why.")]
+
+
+def _collect(value: Any, field: str | None, found: list[FieldError]) -> None:
+    if isinstance(value, str):
+        found.append(FieldError(field, value[:500]))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            # A list of dicts is per-item errors of a list field (`schedule_tracks.1`).
+            _collect(item, f"{field}.{index}" if isinstance(item, dict) and field else field, found)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = None if key in ("detail", "non_field_errors") else str(key)
+            _collect(item, f"{field}.{name}" if field and name else (name or field), found)
+
+
+@dataclass(frozen=True)
+class Page(Generic[RecordT]):
+    """Part of an upstream list: `records` from position `offset`, of `total` (`count`)."""
+
+    records: list[RecordT]
+    total: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class SessionQuery:
+    """The upstream filters and ordering of one session list (all optional but the guide)."""
+
+    guide: int
+    schedule_track: int | None = None
+    id: int | None = None
+    import_id: str | None = None
+    # DRF `ordering`: field names, `-` for descending, applied left to right.
+    ordering: tuple[str, ...] = ()
+
+    def query(self) -> str:
+        params = [f"guide={self.guide}"]
+        for name, value in (
+            ("schedule_tracks", self.schedule_track),
+            ("id", self.id),
+            ("import_id", self.import_id),
+        ):
+            if value is not None:
+                params.append(f"{name}={quote(str(value), safe='')}")
+        if self.ordering:
+            params.append("ordering=" + ",".join(self.ordering))
+        return "&".join(params)
+
+
+class _PastTheEnd(Exception):
+    """DRF answers 404 `Invalid page.` for a page beyond the last one."""
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    rows: list[Any]
+    count: int
+    next_query: str | None
+
+
+class GuidebookProvider:
+    """Reads and writes Guidebook; writes are sent once, except a create proven not to exist."""
+
+    name = UPSTREAM
+
+    def __init__(self, client: UpstreamClient, *, page_size: int = 100) -> None:
+        self.client = client
+        self.page_size = page_size
+        # What the upstream really returns per page; lower than `page_size` once it caps us.
+        self.effective_page_size = page_size
+        self.version = "v1.1" if client.base_url.endswith("/v1.1") else "v1"
+
+    # --- reads --------------------------------------------------------------------------------
+
+    async def guides(self, offset: int = 0, limit: int | None = None) -> Page[GuideRecord]:
+        return await self._window(GuideRecord, GUIDES, "", offset, limit)
+
+    async def guide(self, guide_id: int) -> GuideRecord | None:
+        return await self._one(GuideRecord, GUIDES, guide_id)
+
+    async def guides_by_id(self, ids: Iterable[int]) -> list[GuideRecord]:
+        return await self._many(GuideRecord, GUIDES, ids)
+
+    async def schedule_tracks(self, guide_id: int) -> list[ScheduleTrackRecord]:
+        page = await self._window(ScheduleTrackRecord, TRACKS, f"guide={guide_id}", 0, None)
+        return page.records
+
+    async def schedule_tracks_by_id(self, ids: Iterable[int]) -> list[ScheduleTrackRecord]:
+        return await self._many(ScheduleTrackRecord, TRACKS, ids)
+
+    async def locations(self, guide_id: int) -> list[LocationRecord]:
+        page = await self._window(LocationRecord, LOCATIONS, f"guide={guide_id}", 0, None)
+        return page.records
+
+    async def locations_by_id(self, ids: Iterable[int]) -> list[LocationRecord]:
+        return await self._many(LocationRecord, LOCATIONS, ids)
+
+    async def sessions(
+        self, query: SessionQuery, offset: int = 0, limit: int | None = None
+    ) -> Page[GuidebookSessionRecord]:
+        """`limit` None: every page, following `next` until it is null."""
+        return await self._window(GuidebookSessionRecord, SESSIONS, query.query(), offset, limit)
+
+    async def sessions_by_id(self, ids: Iterable[int]) -> list[GuidebookSessionRecord]:
+        return await self._many(GuidebookSessionRecord, SESSIONS, ids)
+
+    async def _one(self, cls: type[RecordT], collection: str, key: int) -> RecordT | None:
+        response = await self.client.get(f"{collection}/{key}/", tags=(collection,))
+        if response.status == 404:
+            return None
+        return to_record(cls, self._json(response))
+
+    async def _many(self, cls: type[RecordT], collection: str, ids: Iterable[int]) -> list[RecordT]:
+        # No id-list filter upstream: one GET per distinct id, all in flight together.
+        found = await asyncio.gather(*(self._one(cls, collection, k) for k in dict.fromkeys(ids)))
+        return [record for record in found if record is not None]
+
+    async def _window(
+        self, cls: type[RecordT], collection: str, query: str, offset: int, limit: int | None
+    ) -> Page[RecordT]:
+        """Records [offset, offset+limit) fetching only the pages that hold them."""
+        size = self.effective_page_size
+        page = offset // size + 1
+        try:
+            fetched = await self._fetch(collection, query, page)
+        except _PastTheEnd:
+            return Page([], (await self._fetch(collection, query, 1)).count, offset)
+        if fetched.next_query is not None and 0 < len(fetched.rows) < size:
+            # The upstream ignored or capped `page_size`: learn its size, then re-aim.
+            self.effective_page_size = size = len(fetched.rows)
+            if offset // size + 1 != page:
+                return await self._window(cls, collection, query, offset, limit)
+        rows = fetched.rows[offset - (page - 1) * size :]
+        following = fetched.next_query
+        for _ in range(MAX_PAGES):
+            if following is None or (limit is not None and len(rows) >= limit):
+                break
+            more = await self._fetch(collection, following, None)
+            rows.extend(more.rows)
+            following = more.next_query
+        else:
+            raise UpstreamUnavailable(UPSTREAM, f"guidebook /{collection}/ never ends its pages")
+        if limit is not None:
+            rows = rows[:limit]
+        records = [r for r in (to_record(cls, row) for row in rows) if r is not None]
+        return Page(records, fetched.count, offset)
+
+    async def _fetch(self, collection: str, query: str, page: int | None) -> _Fetched:
+        """One list page: by number, or (page None) the query string of a `next` link."""
+        if page is not None:
+            parts = [query] if query else []
+            if page > 1:
+                parts.append(f"page={page}")
+            parts.append(f"page_size={self.page_size}")
+            query = "&".join(parts)
+        response = await self.client.get(f"{collection}/", query, tags=(collection,))
+        if response.status == 404 and page is not None and page > 1:
+            raise _PastTheEnd
+        payload = self._json(response)
+        rows, count = payload.get("results"), payload.get("count")
+        if not isinstance(rows, list):
+            raise UpstreamUnavailable(UPSTREAM, "guidebook sent a list without `results`")
+        link = payload.get("next")
+        # Only the query string of `next` is used: our key goes to the configured host only.
+        next_query = urlsplit(link).query if isinstance(link, str) and link else None
+        return _Fetched(rows, count if type(count) is int else len(rows), next_query)
+
+    def _json(self, response: UpstreamResponse) -> dict[str, Any]:
+        if response.status == 404:
+            raise NotFound("no such Guidebook object")
+        if response.status == 400:
+            raise GuidebookInvalid(field_errors(response.body))
+        if response.status >= 400:
+            raise self.client.error_for(response)
+        try:
+            payload = orjson.loads(response.body)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamUnavailable(
+                UPSTREAM, "guidebook sent a response that is not valid JSON", status=response.status
+            ) from exc
+        if not isinstance(payload, dict):
+            raise UpstreamUnavailable(UPSTREAM, "guidebook sent an unexpected response shape")
+        return payload
+
+    # --- writes -------------------------------------------------------------------------------
+
+    async def create_session(self, values: Mapping[str, Any]) -> GuidebookSessionRecord:
+        """POST a session without ever creating it twice.
+
+        `values` must carry `guide` and `import_id`: when the answer is lost (timeout, dropped
+        connection, 5xx) the session is looked up by `import_id` before anything is resent.
+        """
+        body = dict(values)
+        guide, import_id = int(body["guide"]), str(body["import_id"])
+        lookup = SessionQuery(guide, import_id=import_id)
+        for attempt in range(2):
+            try:
+                response = await self._send("POST", f"{SESSIONS}/", body)
+            except (UpstreamTimeout, UpstreamUnavailable) as exc:
+                found = await self._find(lookup)
+                if found is not None:
+                    logger.info("create answer lost; found it by import_id", extra={"id": found.id})
+                    return found
+                # After a timeout the create may still land later; resending could duplicate it.
+                if isinstance(exc, UpstreamTimeout) or attempt == 1:
+                    raise _unknown_outcome(exc, import_id) from exc
+                continue
+            record = to_record(GuidebookSessionRecord, self._json(response))
+            if record is None:
+                raise UpstreamUnavailable(UPSTREAM, "guidebook answered a create without an id")
+            return record
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def update_session(
+        self, session_id: int, changes: Mapping[str, Any]
+    ) -> GuidebookSessionRecord:
+        return await self._update(GuidebookSessionRecord, SESSIONS, session_id, changes)
+
+    async def delete_session(self, session_id: int) -> None:
+        await self._delete(SESSIONS, session_id)
+
+    async def create_schedule_track(self, values: Mapping[str, Any]) -> ScheduleTrackRecord:
+        # Tracks have no lost-answer recovery: an unknown outcome is reported, never resent.
+        response = await self._send("POST", f"{TRACKS}/", dict(values))
+        record = to_record(ScheduleTrackRecord, self._json(response))
+        if record is None:
+            raise UpstreamUnavailable(UPSTREAM, "guidebook answered a create without an id")
+        return record
+
+    async def update_schedule_track(
+        self, track_id: int, changes: Mapping[str, Any]
+    ) -> ScheduleTrackRecord:
+        return await self._update(ScheduleTrackRecord, TRACKS, track_id, changes)
+
+    async def delete_schedule_track(self, track_id: int) -> None:
+        await self._delete(TRACKS, track_id)
+
+    async def update_guide(self, guide_id: int, changes: Mapping[str, Any]) -> GuideRecord:
+        return await self._update(GuideRecord, GUIDES, guide_id, changes)
+
+    async def _update(
+        self, cls: type[RecordT], collection: str, key: int, changes: Mapping[str, Any]
+    ) -> RecordT:
+        response = await self._send("PATCH", f"{collection}/{key}/", dict(changes))
+        record = to_record(cls, self._json(response))
+        if record is None:
+            raise UpstreamUnavailable(UPSTREAM, "guidebook answered an update without an id")
+        return record
+
+    async def _delete(self, collection: str, key: int) -> None:
+        response = await self._send("DELETE", f"{collection}/{key}/", None)
+        if response.status not in (200, 202, 204):
+            self._json(response)  # raises the coded error
+
+    async def _send(self, method: str, path: str, body: Any) -> UpstreamResponse:
+        try:
+            return await self.client.request(method, path, json=body, retry=False)
+        finally:
+            # Whatever happened, cached reads may now be wrong. Deleting a track also changes
+            # its sessions' `schedule_tracks`, so sessions go with every write.
+            collection = path.split("/", 1)[0]
+            await self.client.invalidate(tuple(dict.fromkeys((collection, SESSIONS))))
+
+    async def _find(self, query: SessionQuery) -> GuidebookSessionRecord | None:
+        # Straight to the upstream, retried as a read: a cached "not there" must not count.
+        response = await self.client.request("GET", f"{SESSIONS}/", query=query.query(), retry=True)
+        rows = self._json(response).get("results")
+        for row in rows if isinstance(rows, list) else ():
+            record = to_record(GuidebookSessionRecord, row)
+            if record is not None and record.import_id == query.import_id:
+                return record
+        return None
+
+
+def new_import_id() -> str:
+    return f"sessiongraph-{uuid.uuid4()}"
+
+
+def _unknown_outcome(exc: UpstreamError, import_id: str) -> UpstreamError:
+    """The original error, telling the client how to find out whether the create happened."""
+    error = type(exc)(
+        UPSTREAM,
+        f"{exc.message}; the session may still appear: look for importId {import_id!r}",
+        status=exc.status,
+    )
+    error.extra["importId"] = import_id
+    return error
