@@ -338,7 +338,9 @@ class GuidebookProvider:
         return await self._many(GuidebookSessionRecord, SESSIONS, ids)
 
     async def _one(self, cls: type[RecordT], collection: str, key: int) -> RecordT | None:
-        response = await self.client.get(f"{collection}/{key}/", tags=(collection,))
+        response = await self.client.get(
+            f"{collection}/{key}/", tags=(collection, f"{collection}:{key}")
+        )
         if response.status == 404:
             return None
         return to_record(cls, self._json(response))
@@ -386,7 +388,9 @@ class GuidebookProvider:
                 parts.append(f"page={page}")
             parts.append(f"page_size={self.page_size}")
             query = "&".join(parts)
-        response = await self.client.get(f"{collection}/", query, tags=(collection,))
+        response = await self.client.get(
+            f"{collection}/", query, tags=(collection, _list_scope(collection, query))
+        )
         if response.status == 404 and page is not None and page > 1:
             raise _PastTheEnd
         payload = self._json(response)
@@ -428,7 +432,9 @@ class GuidebookProvider:
         lookup = SessionQuery(guide, import_id=import_id)
         for attempt in range(2):
             try:
-                response = await self._send("POST", f"{SESSIONS}/", body)
+                response = await self._send(
+                    "POST", f"{SESSIONS}/", body, (f"{SESSIONS}@guide:{guide}",)
+                )
             except (UpstreamTimeout, UpstreamUnavailable) as exc:
                 found = await self._find(lookup)
                 if found is not None:
@@ -452,9 +458,34 @@ class GuidebookProvider:
     async def delete_session(self, session_id: int) -> None:
         await self._delete(SESSIONS, session_id)
 
+    async def _write_scopes(
+        self, collection: str, key: int | None, guide: int | None
+    ) -> tuple[str, ...]:
+        """The cached reads a write to `collection` (item `key`, in `guide`) can change.
+
+        Only the guide's lists and the item itself: other guides' cached reads stay. Without
+        a known guide, every cached read of the collection goes.
+        """
+        if key is not None and guide is None and self.client.cache.enabled:
+            cls = _RECORDS[collection]
+            found = await self._one(cls, collection, key)
+            guide = getattr(found, "guide", None) if found is not None else None
+        if guide is None:
+            return (collection,)
+        scopes = [f"{collection}@guide:{guide}"]
+        if key is not None:
+            scopes.append(f"{collection}:{key}")
+        if collection == TRACKS and key is not None:
+            # A track's sessions lose it from their `schedule_tracks`.
+            scopes.append(SESSIONS)
+        if collection == GUIDES:
+            scopes.append(f"{GUIDES}@all")
+        return tuple(scopes)
+
     async def create_schedule_track(self, values: Mapping[str, Any]) -> ScheduleTrackRecord:
         # Tracks have no lost-answer recovery: an unknown outcome is reported, never resent.
-        response = await self._send("POST", f"{TRACKS}/", dict(values))
+        scopes = await self._write_scopes(TRACKS, None, _as_int(values.get("guide")))
+        response = await self._send("POST", f"{TRACKS}/", dict(values), scopes)
         record = to_record(ScheduleTrackRecord, self._json(response))
         if record is None:
             raise UpstreamUnavailable(UPSTREAM, "guidebook answered a create without an id")
@@ -474,25 +505,28 @@ class GuidebookProvider:
     async def _update(
         self, cls: type[RecordT], collection: str, key: int, changes: Mapping[str, Any]
     ) -> RecordT:
-        response = await self._send("PATCH", f"{collection}/{key}/", dict(changes))
+        guide = key if collection == GUIDES else None
+        scopes = await self._write_scopes(collection, key, guide)
+        response = await self._send("PATCH", f"{collection}/{key}/", dict(changes), scopes)
         record = to_record(cls, self._json(response))
         if record is None:
             raise UpstreamUnavailable(UPSTREAM, "guidebook answered an update without an id")
         return record
 
     async def _delete(self, collection: str, key: int) -> None:
-        response = await self._send("DELETE", f"{collection}/{key}/", None)
+        scopes = await self._write_scopes(collection, key, None)
+        response = await self._send("DELETE", f"{collection}/{key}/", None, scopes)
         if response.status not in (200, 202, 204):
             self._json(response)  # raises the coded error
 
-    async def _send(self, method: str, path: str, body: Any) -> UpstreamResponse:
+    async def _send(
+        self, method: str, path: str, body: Any, scopes: tuple[str, ...]
+    ) -> UpstreamResponse:
         try:
             return await self.client.request(method, path, json=body, retry=False)
         finally:
-            # Whatever happened, cached reads may now be wrong. Deleting a track also changes
-            # its sessions' `schedule_tracks`, so sessions go with every write.
-            collection = path.split("/", 1)[0]
-            await self.client.invalidate(tuple(dict.fromkeys((collection, SESSIONS))))
+            # Whatever happened (even a lost answer), the write may have landed.
+            await self.client.invalidate(scopes)
 
     async def _find(self, query: SessionQuery) -> GuidebookSessionRecord | None:
         # Straight to the upstream, retried as a read: a cached "not there" must not count.
@@ -503,6 +537,23 @@ class GuidebookProvider:
             if record is not None and record.import_id == query.import_id:
                 return record
         return None
+
+
+_RECORDS: dict[str, type[Any]] = {
+    GUIDES: GuideRecord,
+    TRACKS: ScheduleTrackRecord,
+    LOCATIONS: LocationRecord,
+    SESSIONS: GuidebookSessionRecord,
+}
+
+
+def _list_scope(collection: str, query: str) -> str:
+    """Cache tag of a list read: the guide it lists, so writes elsewhere leave it alone."""
+    for param in query.split("&"):
+        name, _, value = param.partition("=")
+        if name == "guide" and value:
+            return f"{collection}@guide:{value}"
+    return f"{collection}@all"
 
 
 def new_import_id() -> str:
