@@ -92,9 +92,13 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, ge=1)
     max_query_tokens: int = Field(default=2000, ge=10)
     max_aliases: int = Field(default=30, ge=1)
+    # Estimated fields a query may fetch: lists multiply by `first` or COST_DEFAULT_LIST_SIZE.
+    max_query_cost: int = Field(default=50_000, ge=0)
+    cost_default_list_size: int = Field(default=20, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     # GraphQL query batching (several operations in one HTTP request).
     query_batching: bool = True
+    max_batch_operations: int = Field(default=10, ge=1, le=100)
     # DataLoader batching of upstream reads; off only to measure what it saves.
     dataloader_batching: bool = True
 

@@ -256,3 +256,26 @@ def test_replayed_responses_count_under_their_operation(make_gateway: Any) -> No
         assert gateway.post(body).status_code == 200
     text = gateway.http.get("/metrics").text
     assert 'sessiongraph_graphql_requests_total{operation="Replayed",outcome="replayed"}' in text
+
+
+def test_costly_queries_are_too_complex(gateway: Gateway, sandbox: Sandbox) -> None:
+    nested = "{ meetings { sessions { meeting { sessions { meeting { sessions { year } } } } } } }"
+    result = gateway.query(nested)
+    assert code_of(result) == "QUERY_TOO_COMPLEX"
+    assert "cost" in result["errors"][0]["message"]
+    assert sandbox.requests("openf1") == 0
+
+
+def test_page_sizes_count_towards_cost(make_gateway: Any) -> None:
+    gateway = make_gateway(max_query_cost=1000)
+    query = "query($n: Int) { guides(first: $n) { edges { node { name } } } }"
+    assert "errors" not in gateway.query(query, {"n": 10})
+    assert code_of(gateway.query(query, {"n": 600})) in ("QUERY_TOO_COMPLEX", "BAD_USER_INPUT")
+
+
+def test_batches_are_bounded(gateway: Gateway) -> None:
+    one = {"query": "{ __typename }"}
+    assert gateway.post([one] * 10).status_code == 200
+    too_many = gateway.post([one] * 11)
+    assert too_many.status_code == 400
+    assert code_of(too_many.json()) == "BAD_REQUEST"

@@ -58,7 +58,13 @@ def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
         ErrorCodes,
         partial(ParserCache, maxsize=256),
         partial(ValidationCache, maxsize=256),
-        partial(QueryLimits, max_depth=settings.max_query_depth, max_aliases=settings.max_aliases),
+        partial(
+            QueryLimits,
+            max_depth=settings.max_query_depth,
+            max_aliases=settings.max_aliases,
+            max_cost=settings.max_query_cost,
+            default_list_size=settings.cost_default_list_size,
+        ),
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
     ]
     if not settings.introspection:
@@ -71,6 +77,10 @@ def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
         extensions=extensions,
         config=StrawberryConfig(
             scalar_map={datetime.datetime: DATETIME_SCALAR},
-            batching_config={"max_operations": 10} if settings.query_batching else None,
+            batching_config=(
+                {"max_operations": settings.max_batch_operations}
+                if settings.query_batching
+                else None
+            ),
         ),
     )
