@@ -32,7 +32,9 @@ def main() -> None:
     with emulators() as sandbox:
         sandbox.control("openf1", "faults", {"latency_ms": LATENCY_MS})
         for label, batching in (("batched", "true"), ("unbatched", "false")):
-            env = {**sandbox.env, "DATALOADER_BATCHING": batching}
+            # No cross-request cache: every query must reach the emulator (bench/cache.py
+            # measures the cache).
+            env = {**sandbox.env, "DATALOADER_BATCHING": batching, "CACHE_URL": "none"}
             with gateway_process(env) as url:
                 run_load(url, SEASON_QUERY, concurrency=4, requests=8)  # warm-up
                 for concurrency in (1, 16):
