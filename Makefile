@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup serve test lint bench system-deps
+.PHONY: setup serve test lint bench system-deps federation-deps
 
 $(BIN)/sessiongraph: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,9 @@ lint: setup
 	$(BIN)/ruff format --check sessiongraph tests bench
 	$(BIN)/mypy
 
-# The cache tests run a real redis-server, the playground test Debian's Chromium; on Debian as root
-# the missing ones are installed. Each entry is command:package.
-SYSTEM_DEPS := redis-server:redis-server /usr/bin/chromium:chromium
+# The cache tests run a real redis-server, the playground test Debian's Chromium, the federation
+# test Node and npm; on Debian as root the missing ones are installed. Each entry is command:package.
+SYSTEM_DEPS := redis-server:redis-server /usr/bin/chromium:chromium node:nodejs npm:npm
 system-deps:
 	@missing=; for dep in $(SYSTEM_DEPS); do \
 	  command -v "$${dep%%:*}" >/dev/null || missing="$$missing $${dep#*:}"; done; \
@@ -32,7 +32,15 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "please install:$$missing (e.g. apt-get install$$missing)" >&2; exit 1; fi; }
 
-test: system-deps lint
+# The federation test composes and serves the schema with pinned npm packages; `npm ci` only
+# when the lock file changed since the last install.
+FEDERATION := tests/federation
+$(FEDERATION)/node_modules/.package-lock.json: $(FEDERATION)/package-lock.json
+	cd $(FEDERATION) && npm ci --no-audit --no-fund --loglevel=error
+
+federation-deps: system-deps $(FEDERATION)/node_modules/.package-lock.json
+
+test: system-deps federation-deps lint
 	$(BIN)/python -m pytest -q
 
 bench: setup

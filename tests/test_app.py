@@ -279,3 +279,11 @@ def test_batches_are_bounded(gateway: Gateway) -> None:
     too_many = gateway.post([one] * 11)
     assert too_many.status_code == 400
     assert code_of(too_many.json()) == "BAD_REQUEST"
+
+
+def test_introspection_and_playground_can_be_switched_off(make_gateway: Any) -> None:
+    gateway = make_gateway(introspection=False, graphiql=False)
+    result = gateway.query("{ __schema { queryType { name } } }")
+    assert code_of(result) == "GRAPHQL_VALIDATION_FAILED"
+    assert gateway.http.get("/graphql", headers={"Accept": "text/html"}).status_code == 404
+    assert gateway.query("{ meeting(key: 1216) { year } }") == {"data": {"meeting": {"year": 2023}}}

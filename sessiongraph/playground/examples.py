@@ -49,6 +49,45 @@ EXAMPLES = (
   monaco: meetings(filter: { countryCode: { eq: "MON" } }) { year meetingKey }
 }""",
     ),
+    Example(
+        "Every source's sessions in a window, merged in start order; `after: endCursor` pages on.",
+        """query Timeline {
+  sessions(from: "2024-02-29T00:00:00Z", to: "2024-03-03T00:00:00Z", first: 10) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges {
+      node {
+        __typename id name source startsAt endsAt
+        ... on F1Session { meeting { meetingName } }
+        ... on SqlRaceSession { connectionName lapsCount }
+      }
+    }
+  }
+}""",
+    ),
+    Example(
+        "Any object by its global `id`; `nodes` loads many at once.",
+        """query ByGlobalId {
+  node(id: "TWVldGluZzoxMjE2") { id ... on Meeting { meetingName } }
+  nodes(ids: ["RjFTZXNzaW9uOjkxNDA=", "Q29ubmVjdGlvbjpTaW11bGF0b3I="]) {
+    __typename id
+    ... on Session { name startsAt }
+  }
+}""",
+    ),
+    Example(
+        "What a federation gateway sends: entities by their `@key` fields.",
+        """query Entities {
+  _entities(representations: [
+    { __typename: "Meeting", meetingKey: 1216 }
+    { __typename: "Connection", name: "Season2024" }
+  ]) {
+    __typename
+    ... on Meeting { meetingName }
+    ... on Connection { name databaseName }
+  }
+}""",
+    ),
 )
 
 _HEADER = """\

@@ -6,6 +6,7 @@ import datetime
 import logging
 from collections.abc import Callable
 from functools import partial
+from typing import Any, Literal
 
 import strawberry
 from graphql import GraphQLError
@@ -16,24 +17,33 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from ..config import Settings
-from ..errors import SessionGraphError
+from ..errors import BadUserInput, SessionGraphError
+from .context import Info
 from .credentials import QueryCredential
 from .errors import ErrorCodes
 from .limits import QueryLimits
 from .mutation import Mutation
+from .nodes import resolve_entity
 from .query import Query
+from .reported import ReportedErrors
 from .scalars import DATETIME_SCALAR
 
 __all__ = ["SessionGraphSchema", "build_schema"]
 
 logger = logging.getLogger("sessiongraph.graphql")
 
+# Apollo Router and Hive Gateway both compose it; newer versions add nothing we use.
+FEDERATION_VERSION: Literal["2.7"] = "2.7"
 
-class SessionGraphSchema(strawberry.Schema):
+
+class SessionGraphSchema(strawberry.federation.Schema):
+    """A federation v2 subgraph: `_service` and `_entities` beside our own root fields."""
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -49,6 +59,23 @@ class SessionGraphSchema(strawberry.Schema):
             elif original is None:
                 logger.info("request error", extra={"detail": error.message})
 
+    def entities_resolver(
+        self, info: Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        # Not strawberry's: it fails the whole field on a representation without a known
+        # `__typename`, which any client can send. Here such an item gets BAD_USER_INPUT and
+        # the rest load together through the loaders (graphql-core awaits the items at once).
+        return [_entity(info, representation) for representation in representations]
+
+
+def _entity(info: Info, representation: object) -> Any:
+    if not isinstance(representation, dict) or not isinstance(
+        representation.get("__typename"), str
+    ):
+        return BadUserInput("a representation is an object with a `__typename`")
+    fields = {key: value for key, value in representation.items() if key != "__typename"}
+    return resolve_entity(info, representation["__typename"], fields)
+
 
 def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
     settings = settings or Settings()
@@ -56,6 +83,7 @@ def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
     # The parser and validation caches live at module level, so they still span requests.
     extensions: list[Callable[[], SchemaExtension]] = [
         ErrorCodes,
+        ReportedErrors,
         partial(ParserCache, maxsize=256),
         partial(ValidationCache, maxsize=256),
         partial(
@@ -73,6 +101,7 @@ def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
         extensions.append(QueryCredential)
     return SessionGraphSchema(
         query=Query,
+        federation_version=FEDERATION_VERSION,
         mutation=Mutation,
         extensions=extensions,
         config=StrawberryConfig(

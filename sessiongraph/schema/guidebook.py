@@ -9,6 +9,7 @@ from typing import Any, Self, TypeVar
 
 import strawberry
 
+from ..errors import NotFound
 from ..providers.guidebook import (
     GuidebookSessionRecord,
     GuideRecord,
@@ -21,6 +22,7 @@ from ..resolvers import guidebook as resolve
 from .context import Info
 from .filters import DateTimeFilter, IntFilter, StringFilter, to_filter_spec
 from .ids import encode_id
+from .nodes import Node, int_key, register_node
 from .pagination import PageInfo, encode_cursor, page_info, page_window
 from .session import Session, SessionSource
 
@@ -103,9 +105,10 @@ class Address:
         )
 
 
-@strawberry.type(description="A Guidebook guide: one event's app content.")
-class Guide:
-    id: strawberry.ID
+@strawberry.federation.type(
+    keys=["guidebookId", "id"], description="A Guidebook guide: one event's app content."
+)
+class Guide(Node):
     guidebook_id: int = strawberry.field(description=GUIDEBOOK_ID)
     created_at: datetime | None
     owner: int | None = strawberry.field(description="Account (user or organisation) id.")
@@ -165,9 +168,11 @@ class Guide:
         return await _session_connection(info, self.guidebook_id, filter, order_by, first, after)
 
 
-@strawberry.type(description="A schedule track: a colour-coded group of a guide's sessions.")
-class ScheduleTrack:
-    id: strawberry.ID
+@strawberry.federation.type(
+    keys=["guidebookId", "id"],
+    description="A schedule track: a colour-coded group of a guide's sessions.",
+)
+class ScheduleTrack(Node):
     guidebook_id: int = strawberry.field(description=GUIDEBOOK_ID)
     guide_id: int
     name: str | None
@@ -197,9 +202,11 @@ class ScheduleTrack:
         return [GuidebookSession.from_record(r) for r in records]
 
 
-@strawberry.type(description="A place in a guide: a room, the Main Venue or a map pin.")
-class Location:
-    id: strawberry.ID
+@strawberry.federation.type(
+    keys=["guidebookId", "id"],
+    description="A place in a guide: a room, the Main Venue or a map pin.",
+)
+class Location(Node):
     guidebook_id: int = strawberry.field(description=GUIDEBOOK_ID)
     guide_id: int
     name: str | None
@@ -234,7 +241,9 @@ class Location:
         return Guide.from_record(await resolve.guide(info, self.guide_id))
 
 
-@strawberry.type(description="A session of a Guidebook guide's schedule.")
+@strawberry.federation.type(
+    keys=["guidebookId", "id"], description="A session of a Guidebook guide's schedule."
+)
 class GuidebookSession(Session):
     guidebook_id: int = strawberry.field(description=GUIDEBOOK_ID)
     guide_id: int
@@ -414,3 +423,33 @@ class GuidebookQuery:
     @strawberry.field(description="One Guidebook session by its Guidebook id.")
     async def guidebook_session(self, info: Info, id: int) -> GuidebookSession | None:
         return GuidebookSession.from_record(await resolve.session(info, id))
+
+
+async def _guide_node(info: Info, key: str) -> Guide:
+    return Guide.from_record(await resolve.guide(info, int_key(key, "Guide")))
+
+
+async def _session_node(info: Info, key: str) -> GuidebookSession:
+    return GuidebookSession.from_record(
+        await resolve.session(info, int_key(key, "GuidebookSession"))
+    )
+
+
+async def _track_node(info: Info, key: str) -> ScheduleTrack:
+    found = await resolve.loaders(info).schedule_track.load(int_key(key, "ScheduleTrack"))
+    if found is None:
+        raise NotFound(f"no Guidebook schedule track {key}")
+    return ScheduleTrack.from_record(found)
+
+
+async def _location_node(info: Info, key: str) -> Location:
+    found = await resolve.loaders(info).location.load(int_key(key, "Location"))
+    if found is None:
+        raise NotFound(f"no Guidebook location {key}")
+    return Location.from_record(found)
+
+
+register_node("Guide", ["guidebookId"], _guide_node)
+register_node("GuidebookSession", ["guidebookId"], _session_node)
+register_node("ScheduleTrack", ["guidebookId"], _track_node)
+register_node("Location", ["guidebookId"], _location_node)

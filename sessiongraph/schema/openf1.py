@@ -8,13 +8,13 @@ from typing import Self
 
 import strawberry
 from strawberry.types.arguments import convert_argument
-from strawberry.types.nodes import SelectedField
 
 from ..providers.openf1 import F1SessionRecord, MeetingRecord
 from ..resolvers import openf1 as resolve
-from .context import Info
+from .context import Info, subselections
 from .filters import BooleanFilter, DateTimeFilter, IntFilter, KeyFilter, StringFilter
 from .ids import encode_id
+from .nodes import Node, int_key, register_node
 from .session import Session, SessionSource
 
 __all__ = ["F1Session", "F1SessionFilter", "Meeting", "MeetingFilter", "OpenF1Query"]
@@ -61,9 +61,11 @@ class F1SessionFilter:
     is_cancelled: BooleanFilter | None = None
 
 
-@strawberry.type(description="A Grand Prix or testing weekend (OpenF1 `/v1/meetings`).")
-class Meeting:
-    id: strawberry.ID
+@strawberry.federation.type(
+    keys=["meetingKey", "id"],
+    description="A Grand Prix or testing weekend (OpenF1 `/v1/meetings`).",
+)
+class Meeting(Node):
     meeting_key: int
     meeting_name: str | None
     meeting_official_name: str | None
@@ -123,7 +125,10 @@ class Meeting:
         return [F1Session.from_record(r) for r in records]
 
 
-@strawberry.type(description="A practice, qualifying, sprint or race session (OpenF1).")
+@strawberry.federation.type(
+    keys=["sessionKey", "id"],
+    description="A practice, qualifying, sprint or race session (OpenF1).",
+)
 class F1Session(Session):
     session_key: int
     meeting_key: int
@@ -177,25 +182,11 @@ class F1Session(Session):
         return _meeting_later(found)  # type: ignore[return-value]
 
 
-def _subselections(info: Info, name: str) -> list[SelectedField]:
-    """The fields called `name` directly below the current field, through fragments too."""
-    found: list[SelectedField] = []
-    pending = list(info.selected_fields[0].selections) if info.selected_fields else []
-    while pending:
-        selection = pending.pop()
-        if isinstance(selection, SelectedField):
-            if selection.name == name:
-                found.append(selection)
-        else:
-            pending.extend(selection.selections)
-    return found
-
-
 def _selected_session_filters(info: Info) -> list[F1SessionFilter | None]:
     """The `sessions(filter:)` inputs a meetings query will ask for, to fetch them early."""
     converter = info.schema.schema_converter
     filters: list[F1SessionFilter | None] = []
-    for field in _subselections(info, "sessions"):
+    for field in subselections(info, "sessions"):
         raw = field.arguments.get("filter")
         converted = convert_argument(
             raw, F1SessionFilter, converter.scalar_registry, info.schema.config
@@ -235,7 +226,7 @@ class OpenF1Query:
     async def f1_sessions(
         self, info: Info, filter: F1SessionFilter | None = None
     ) -> list[F1Session] | None:
-        records = await resolve.f1_sessions(info, filter, bool(_subselections(info, "meeting")))
+        records = await resolve.f1_sessions(info, filter, bool(subselections(info, "meeting")))
         return [F1Session.from_record(r) for r in records]
 
     @strawberry.field(description="One F1 session, by `key` or the `latest` one.")
@@ -243,3 +234,15 @@ class OpenF1Query:
         self, info: Info, key: int | None = None, latest: bool | None = False
     ) -> F1Session | None:
         return F1Session.from_record(await resolve.f1_session(info, key, latest))
+
+
+async def _meeting_node(info: Info, key: str) -> Meeting:
+    return Meeting.from_record(await resolve.meeting(info, int_key(key, "Meeting"), None))
+
+
+async def _f1_session_node(info: Info, key: str) -> F1Session:
+    return F1Session.from_record(await resolve.f1_session(info, int_key(key, "F1Session"), None))
+
+
+register_node("Meeting", ["meetingKey"], _meeting_node)
+register_node("F1Session", ["sessionKey"], _f1_session_node)

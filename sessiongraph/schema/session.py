@@ -7,6 +7,8 @@ from enum import Enum
 
 import strawberry
 
+from .nodes import Node
+
 __all__ = ["Session", "SessionSource"]
 
 
@@ -18,8 +20,7 @@ class SessionSource(Enum):
 
 
 @strawberry.interface(description="A period of activity with a start and an end, from any source.")
-class Session:
-    id: strawberry.ID = strawberry.field(description="Opaque global ID.")
+class Session(Node):
     name: str | None = strawberry.field(description="The session's own name.")
     starts_at: datetime | None = strawberry.field(description="When it starts.")
     ends_at: datetime | None = strawberry.field(description="When it ends.")

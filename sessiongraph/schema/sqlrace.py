@@ -8,6 +8,7 @@ from typing import Self
 
 import strawberry
 
+from ..errors import BadUserInput
 from ..filtering import FilterSpec
 from ..providers.sqlrace import (
     ConnectionRecord,
@@ -21,6 +22,7 @@ from ..resolvers import sqlrace as resolve
 from .context import Info
 from .filters import DateTimeFilter, IntFilter, StringFilter, to_filter_spec
 from .ids import encode_id
+from .nodes import Node, register_node
 from .pagination import PageInfo, encode_cursor, page_window
 from .session import Session, SessionSource
 
@@ -131,7 +133,10 @@ class Parameter:
         )
 
 
-@strawberry.type(description="A session recorded in SQL Race (McLaren / Motion Applied).")
+@strawberry.federation.type(
+    keys=["connectionName key", "id"],
+    description="A session recorded in SQL Race (McLaren / Motion Applied).",
+)
 class SqlRaceSession(Session):
     name: str | None = strawberry.field(
         description="The Identifier; the Session Name detail is among `details`."
@@ -244,9 +249,11 @@ class SqlRaceSessionConnection:
         return await resolve.count_sessions(info, self._connection, self._spec)
 
 
-@strawberry.type(description="A SQL Race data connection: a database or SQLite file of sessions.")
-class Connection:
-    id: strawberry.ID
+@strawberry.federation.type(
+    keys=["name", "id"],
+    description="A SQL Race data connection: a database or SQLite file of sessions.",
+)
+class Connection(Node):
     name: str = strawberry.field(
         description="What `connection(name:)` takes: the Identifier, else the FriendlyName."
     )
@@ -327,3 +334,19 @@ class SqlRaceQuery:
         self, info: Info, connection: str, key: str
     ) -> SqlRaceSession | None:
         return SqlRaceSession.from_record(await resolve.session(info, connection, key))
+
+
+async def _connection_node(info: Info, key: str) -> Connection:
+    return Connection.from_record(await resolve.connection(info, key))
+
+
+async def _session_node(info: Info, key: str) -> SqlRaceSession:
+    # Session keys are GUIDs, so the last `/` ends the connection name, which may hold one.
+    connection, _, session_key = key.rpartition("/")
+    if not connection or not session_key:
+        raise BadUserInput(f"{key!r} is not a SqlRaceSession key", field="id")
+    return SqlRaceSession.from_record(await resolve.session(info, connection, session_key))
+
+
+register_node("Connection", ["name"], _connection_node)
+register_node("SqlRaceSession", ["connectionName", "key"], _session_node)
