@@ -27,7 +27,7 @@ FAULTS: list[dict[str, Any]] = [
     {"drop_rate": 0.4},
     {"error_rate": 0.6, "error_status": 429},
     {"error_rate": 0.5, "error_status": 429, "retry_after": 0.05},
-    {"latency_ms": 600},
+    {"latency_ms": 1500},
     {"body_fault": "malformed", "body_fault_rate": 0.5},
     {"body_fault": "truncated", "body_fault_rate": 0.5},
 ]
@@ -57,15 +57,18 @@ def burst(gateway: Gateway, count: int = 24) -> list[Any]:
         return list(pool.map(lambda _: gateway.post({"query": MIXED}), range(count)))
 
 
-def check(responses: list[Any]) -> int:
-    """Every response is a 200 GraphQL answer; every error is an upstream's, coded, at a path."""
-    errors = 0
+def check(responses: list[Any]) -> list[str]:
+    """Every response is a 200 GraphQL answer; every error is an upstream's, coded, at a path.
+
+    Returns the errors as `upstream:code` strings.
+    """
+    errors: list[str] = []
     for response in responses:
         assert response.status_code == 200, response.text
         body = response.json()
         assert "data" in body
         for error in body.get("errors", ()):
-            errors += 1
+            errors.append(f"{error['extensions']['upstream']}:{error['extensions']['code']}")
             assert error["extensions"]["code"] in UPSTREAM_CODES, error
             assert error["extensions"]["upstream"] in ("openf1", "guidebook", "sqlrace"), error
             assert error["path"], error
@@ -75,7 +78,10 @@ def check(responses: list[Any]) -> int:
 @pytest.fixture
 def loaded_gateway(make_gateway: Any) -> Gateway:
     gateway: Gateway = make_gateway(
-        upstream_timeout_seconds=0.3, retry_attempts=2, retry_budget_seconds=2
+        # Generous enough for a loaded 2-core CI machine, shorter than the latency fault.
+        upstream_timeout_seconds=1.0,
+        retry_attempts=2,
+        retry_budget_seconds=2,
     )
     return gateway
 
@@ -84,12 +90,12 @@ def loaded_gateway(make_gateway: Any) -> Gateway:
 def test_faults_under_load_are_coded(
     loaded_gateway: Gateway, sandbox: Sandbox, faults: dict[str, Any]
 ) -> None:
-    assert check(burst(loaded_gateway, 4)) == 0
+    assert check(burst(loaded_gateway, 4)) == []
     for name in ("openf1", "guidebook", "sqlrace"):
         sandbox.faults(name, **faults)
     errors = check(burst(loaded_gateway))
     # Retries absorb some faults, but at these rates some must show as coded errors.
-    assert errors > 0
+    assert errors
     for name in ("openf1", "guidebook", "sqlrace"):
         sandbox.faults(name)
 
@@ -107,7 +113,7 @@ def test_memory_and_connections_return_to_baseline(
         sandbox.faults(name)
     # The fault rounds opened breakers; this test is about what the faults leave behind.
     loaded_gateway.reset_resilience()
-    assert check(burst(loaded_gateway, 48)) == 0
+    assert check(burst(loaded_gateway, 48)) == []
     assert open_fds() <= fds + 16
     assert rss_mib() < rss + 64
 
