@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar, cast
@@ -25,7 +26,19 @@ from .providers.guidebook import (
     ScheduleTrackRecord,
     SessionQuery,
 )
-from .providers.openf1 import F1SessionRecord, MeetingRecord
+from .providers.openf1 import (
+    SESSION_COLLECTIONS,
+    DriverRecord,
+    F1LapRecord,
+    F1SessionRecord,
+    GridPositionRecord,
+    MeetingRecord,
+    PitStopRecord,
+    RaceControlRecord,
+    SessionResultRecord,
+    StintRecord,
+    WeatherRecord,
+)
 from .providers.sqlrace import (
     ConnectionRecord,
     LapRecord,
@@ -38,6 +51,8 @@ from .providers.sqlrace import (
 __all__ = ["Loaders"]
 
 SessionsOfMeetingKey = tuple[int, FilterSpec]
+# (session key, filter on the collection's rows): the rows of one per-session collection.
+SessionDataKey = tuple[int, FilterSpec]
 # Session rows copy these from their meeting (reference openf1.md §1.2), so a condition on
 # one of them selects a meeting exactly when it selects all of that meeting's sessions.
 # gmt_offset is not among them: it can differ within a meeting across a DST change.
@@ -66,6 +81,34 @@ def shared_conditions(spec: FilterSpec) -> FilterSpec | None:
 
 K = TypeVar("K")
 V = TypeVar("V")
+R = TypeVar("R")
+
+
+async def load_grouped(
+    keys: list[tuple[int, FilterSpec]],
+    read: Callable[[list[int], FilterSpec], Awaitable[list[R]]],
+    owner: Callable[[R], int],
+) -> list[Any]:
+    """Rows for (owner key, filter) pairs: one upstream read per distinct filter, all in flight
+    together, grouped by `owner`. Each key gets its rows or the exception of its read, which
+    aiodataloader raises for that key alone, so a failure nulls only the fields that needed it."""
+    owners_by_spec: dict[FilterSpec, list[int]] = defaultdict(list)
+    for owner_key, spec in keys:
+        owners_by_spec[spec].append(owner_key)
+    specs = list(owners_by_spec)
+    results = await asyncio.gather(
+        *(read(owners_by_spec[s], s) for s in specs), return_exceptions=True
+    )
+    grouped: dict[tuple[int, FilterSpec], list[R] | BaseException] = {}
+    for spec, records in zip(specs, results, strict=True):
+        if isinstance(records, BaseException):
+            grouped.update({(k, spec): records for k in owners_by_spec[spec]})
+            continue
+        for record in records:
+            value = grouped.setdefault((owner(record), spec), [])
+            if isinstance(value, list):
+                value.append(record)
+    return [grouped.get(key, []) for key in keys]
 
 
 class CachedLoader(DataLoader[K, V]):
@@ -107,6 +150,15 @@ class Loaders:
         self.f1_sessions_of_meeting: DataLoader[SessionsOfMeetingKey, list[F1SessionRecord]] = (
             DataLoader(self._load_f1_sessions_of_meetings, batch=batching)
         )
+        # Per-session collections: each batch of sessions costs one request per collection.
+        self.drivers = self._session_data(DriverRecord)
+        self.session_results = self._session_data(SessionResultRecord)
+        self.starting_grid = self._session_data(GridPositionRecord)
+        self.stints = self._session_data(StintRecord)
+        self.pits = self._session_data(PitStopRecord)
+        self.race_control = self._session_data(RaceControlRecord)
+        self.weather = self._session_data(WeatherRecord)
+        self.laps = self._session_data(F1LapRecord)
         self.sqlrace = SqlRaceLoaders(providers.sqlrace, batching=batching)
         self.guidebook = GuidebookLoaders(providers.guidebook, batching=batching)
 
@@ -188,25 +240,29 @@ class Loaders:
         found = {r.session_key: r for r in await self._providers.openf1.sessions_by_key(keys)}
         return [found.get(key) for key in keys]
 
-    async def _load_f1_sessions_of_meetings(
-        self, keys: list[SessionsOfMeetingKey]
-    ) -> list[list[F1SessionRecord]]:
+    async def _load_f1_sessions_of_meetings(self, keys: list[SessionsOfMeetingKey]) -> list[Any]:
         DATALOADER_BATCH_SIZE.labels("openf1.sessions_of_meeting").observe(len(keys))
-        # One upstream request (or URL-sized chunk) per distinct filter, all in flight together.
-        meetings_by_spec: dict[FilterSpec, list[int]] = defaultdict(list)
-        for meeting_key, spec in keys:
-            meetings_by_spec[spec].append(meeting_key)
-        specs = list(meetings_by_spec)
-        results = await asyncio.gather(
-            *(self._providers.openf1.sessions_by_meeting(meetings_by_spec[s], s) for s in specs)
-        )
-        grouped: dict[SessionsOfMeetingKey, list[F1SessionRecord]] = defaultdict(list)
-        for spec, records in zip(specs, results, strict=True):
-            for record in records:
-                grouped[(record.meeting_key, spec)].append(record)
+
+        async def read(meeting_keys: list[int], spec: FilterSpec) -> list[F1SessionRecord]:
+            records = await self._providers.openf1.sessions_by_meeting(meeting_keys, spec)
             if not spec:
                 self.prime_f1_sessions(records)
-        return [grouped.get(key, []) for key in keys]
+            return records
+
+        return await load_grouped(keys, read, operator.attrgetter("meeting_key"))
+
+    def _session_data(self, cls: type[R]) -> DataLoader[SessionDataKey, list[R]]:
+        label = f"openf1.{SESSION_COLLECTIONS[cls]}"
+
+        async def load(keys: list[SessionDataKey]) -> list[Any]:
+            DATALOADER_BATCH_SIZE.labels(label).observe(len(keys))
+            return await load_grouped(
+                keys,
+                lambda sessions, spec: self._providers.openf1.session_data(cls, sessions, spec),
+                operator.attrgetter("session_key"),
+            )
+
+        return DataLoader(load, batch=self._batching)
 
 
 # --- SQL Race -----------------------------------------------------------------------------------

@@ -50,6 +50,19 @@ EXAMPLES = (
 }""",
     ),
     Example(
+        "A race's own data: its grid (found under qualifying), results, drivers, stints and laps.",
+        """query RaceData {
+  f1Session(key: 9839) {
+    sessionName meeting { meetingName }
+    grid { position driverNumber }
+    results { position driverNumber duration gapToLeader gapToLeaderText points }
+    drivers { driverNumber nameAcronym teamName }
+    stints { driverNumber stintNumber compound lapStart lapEnd }
+    laps(driverNumber: 1) { lapNumber lapDuration }
+  }
+}""",
+    ),
+    Example(
         "Every source's sessions in a window, merged in start order; `after: endCursor` pages on.",
         """query Timeline {
   sessions(from: "2024-02-29T00:00:00Z", to: "2024-03-03T00:00:00Z", first: 10) {

@@ -1,4 +1,5 @@
-"""OpenF1 (api.openf1.org/v1): meetings and sessions as typed records, with safe query strings.
+"""OpenF1 (api.openf1.org/v1): meetings, sessions and per-session data as typed records, with
+safe query strings.
 
 The upstream's query grammar has traps (reference `openf1.md` §2); `build_query` sends only what
 it is sure the upstream reads as meant, and every result is filtered again locally.
@@ -9,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -26,10 +29,20 @@ from ._auth import TokenAuth, TokenFetcher, password_grant_fetcher
 from ._http import UpstreamClient
 
 __all__ = [
+    "SESSION_COLLECTIONS",
+    "DriverRecord",
+    "F1LapRecord",
     "F1SessionRecord",
+    "GridPositionRecord",
     "MeetingRecord",
     "OpenF1Freshness",
     "OpenF1Provider",
+    "PitStopRecord",
+    "RaceControlRecord",
+    "SessionDataRecord",
+    "SessionResultRecord",
+    "StintRecord",
+    "WeatherRecord",
     "build_query",
     "openf1_token_fetcher",
 ]
@@ -107,10 +120,182 @@ class F1SessionRecord:
     is_cancelled: bool | None = None
 
 
-RecordT = TypeVar("RecordT", MeetingRecord, F1SessionRecord)
+_LAPS_BEHIND = re.compile(r"\+(\d+) LAPS?")
 
-_INSTANT_FIELDS = frozenset({"date_start", "date_end"})
+
+def _laps_behind(value: Any) -> int | None:
+    """N from OpenF1's "+N LAP"/"+N LAPS" gap text."""
+    if type(value) is not str:
+        return None
+    match = _LAPS_BEHIND.fullmatch(value.strip())
+    return int(match.group(1)) if match else None
+
+
+def _derived(source: str, convert: Callable[[Any], Any] | None = None) -> Any:
+    """A record field read from another upstream field (for values OpenF1 sends as unions)."""
+    return dataclass_field(default=None, metadata={"source": source, "convert": convert})
+
+
+@dataclass(frozen=True, slots=True)
+class DriverRecord:
+    """One driver in one session (reference §4 drivers)."""
+
+    session_key: int
+    meeting_key: int
+    driver_number: int
+    broadcast_name: str | None = None
+    full_name: str | None = None
+    name_acronym: str | None = None
+    team_name: str | None = None
+    team_colour: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    headshot_url: str | None = None
+    country_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResultRecord:
+    """A driver's classification. `duration`/`gap_to_leader` arrive as a number, a Q1-Q3
+    array (qualifying) or "+N LAP(S)"; each shape lands in its own typed field."""
+
+    session_key: int
+    meeting_key: int
+    driver_number: int
+    position: int | None = None
+    number_of_laps: int | None = None
+    points: float | None = None
+    dnf: bool | None = None
+    dns: bool | None = None
+    dsq: bool | None = None
+    duration: float | None = None
+    duration_by_phase: tuple[float | None, ...] | None = _derived("duration")
+    gap_to_leader: float | None = None
+    gap_to_leader_by_phase: tuple[float | None, ...] | None = _derived("gap_to_leader")
+    gap_to_leader_text: str | None = _derived("gap_to_leader")
+    laps_behind: int | None = _derived("gap_to_leader", _laps_behind)
+
+
+@dataclass(frozen=True, slots=True)
+class GridPositionRecord:
+    """A starting-grid slot; keyed on the qualifying session, not the race (reference §4)."""
+
+    session_key: int
+    meeting_key: int
+    driver_number: int
+    position: int | None = None
+    lap_duration: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StintRecord:
+    session_key: int
+    meeting_key: int
+    driver_number: int
+    stint_number: int | None = None
+    lap_start: int | None = None
+    lap_end: int | None = None
+    compound: str | None = None
+    tyre_age_at_start: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PitStopRecord:
+    """A pit-lane visit; `pit_duration` is the pre-2026 name of `lane_duration`."""
+
+    session_key: int
+    meeting_key: int
+    driver_number: int
+    lap_number: int | None = None
+    date: datetime | None = None
+    lane_duration: float | None = None
+    stop_duration: float | None = None
+    pit_duration: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RaceControlRecord:
+    """A race-control message; `driver_number` is null for messages about no one driver."""
+
+    session_key: int
+    meeting_key: int
+    date: datetime | None = None
+    driver_number: int | None = None
+    lap_number: int | None = None
+    category: str | None = None
+    flag: str | None = None
+    scope: str | None = None
+    sector: int | None = None
+    message: str | None = None
+    qualifying_phase: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WeatherRecord:
+    """One weather sample; OpenF1 sends one a minute."""
+
+    session_key: int
+    meeting_key: int
+    date: datetime | None = None
+    air_temperature: float | None = None
+    track_temperature: float | None = None
+    humidity: float | None = None
+    pressure: float | None = None
+    rainfall: int | None = None
+    wind_direction: int | None = None
+    wind_speed: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class F1LapRecord:
+    """One lap of one driver; lap 1's timings are inferred and often null (SOURCE.md)."""
+
+    session_key: int
+    meeting_key: int
+    driver_number: int
+    lap_number: int
+    date_start: datetime | None = None
+    lap_duration: float | None = None
+    duration_sector_1: float | None = None
+    duration_sector_2: float | None = None
+    duration_sector_3: float | None = None
+    i1_speed: int | None = None
+    i2_speed: int | None = None
+    st_speed: int | None = None
+    is_pit_out_lap: bool | None = None
+    segments_sector_1: tuple[int | None, ...] | None = None
+    segments_sector_2: tuple[int | None, ...] | None = None
+    segments_sector_3: tuple[int | None, ...] | None = None
+
+
+SessionDataRecord = (
+    DriverRecord
+    | SessionResultRecord
+    | GridPositionRecord
+    | StintRecord
+    | PitStopRecord
+    | RaceControlRecord
+    | WeatherRecord
+    | F1LapRecord
+)
+# The upstream collection each per-session record is read from.
+SESSION_COLLECTIONS: dict[type[Any], str] = {
+    DriverRecord: "drivers",
+    SessionResultRecord: "session_result",
+    GridPositionRecord: "starting_grid",
+    StintRecord: "stints",
+    PitStopRecord: "pit",
+    RaceControlRecord: "race_control",
+    WeatherRecord: "weather",
+    F1LapRecord: "laps",
+}
+
+RecordT = TypeVar("RecordT")
+
+_INSTANT_FIELDS = frozenset({"date_start", "date_end", "date"})
 Converter = Callable[[Any], Any]
+# (record field, upstream field, converter)
+Plan = tuple[tuple[str, str, Converter], ...]
 
 
 def _exact(kind: type[Any]) -> Converter:
@@ -118,33 +303,56 @@ def _exact(kind: type[Any]) -> Converter:
     return lambda value: value if type(value) is kind else None
 
 
-def _converters(cls: type[Any]) -> tuple[tuple[str, Converter], ...]:
-    plan: list[tuple[str, Converter]] = []
+def _number(value: Any) -> float | None:
+    # JSON writes whole seconds as integers (the winner's gap is `0`); bools are not numbers.
+    return float(value) if type(value) in (int, float) else None
+
+
+def _array(item: Converter) -> Converter:
+    def convert(value: Any) -> tuple[Any, ...] | None:
+        return tuple(item(v) for v in value) if type(value) is list else None
+
+    return convert
+
+
+def _converter(name: str, annotation: str) -> Converter:
+    if name in _INSTANT_FIELDS:
+        return parse_instant
+    for prefix, convert in (
+        ("tuple[int", _array(_exact(int))),
+        ("tuple[float", _array(_number)),
+        ("int", _exact(int)),
+        ("float", _number),
+        ("bool", _exact(bool)),
+    ):
+        if annotation.startswith(prefix):
+            return convert
+    return _exact(str)
+
+
+def _plan(cls: type[Any]) -> tuple[Plan, tuple[str, ...]]:
+    """How to read each field, and the key fields (the only ones not typed `| None`)."""
+    plan: list[tuple[str, str, Converter]] = []
     for f in fields(cls):
         text = str(f.type)
-        if f.name in _INSTANT_FIELDS:
-            plan.append((f.name, parse_instant))
-        elif text.startswith("int"):
-            plan.append((f.name, _exact(int)))
-        elif text.startswith("bool"):
-            plan.append((f.name, _exact(bool)))
-        else:
-            plan.append((f.name, _exact(str)))
-    return tuple(plan)
+        convert = f.metadata.get("convert") or _converter(f.name, text)
+        plan.append((f.name, f.metadata.get("source", f.name), convert))
+    keys = tuple(f.name for f in fields(cls) if "None" not in str(f.type))
+    return tuple(plan), keys
 
 
-_PLANS: dict[type[Any], tuple[tuple[str, Converter], ...]] = {}
+_PLANS: dict[type[Any], tuple[Plan, tuple[str, ...]]] = {}
 
 
 def to_record(cls: type[RecordT], row: Any) -> RecordT | None:
     """Map one JSON row to a record, tolerating missing or mistyped fields (schema drift)."""
     if not isinstance(row, dict):
         return None
-    plan = _PLANS.get(cls)
-    if plan is None:
-        plan = _PLANS[cls] = _converters(cls)
-    values = {name: convert(row.get(name)) for name, convert in plan}
-    key_fields = ("meeting_key",) if cls is MeetingRecord else ("session_key", "meeting_key")
+    found = _PLANS.get(cls)
+    if found is None:
+        found = _PLANS[cls] = _plan(cls)
+    plan, key_fields = found
+    values = {name: convert(row.get(source)) for name, source, convert in plan}
     if any(values[name] is None for name in key_fields):
         return None
     return cls(**values)
@@ -299,7 +507,7 @@ class OpenF1Freshness:
 
 
 class OpenF1Provider:
-    """Reads meetings and sessions; knows the upstream's query grammar and its 404-as-empty."""
+    """Reads meetings, sessions and per-session data; knows the query grammar and 404-as-empty."""
 
     name = UPSTREAM
 
@@ -336,6 +544,15 @@ class OpenF1Provider:
     ) -> list[F1SessionRecord]:
         return await self._list(
             "sessions", F1SessionRecord, spec, key_field="meeting_key", keys=meeting_keys
+        )
+
+    async def session_data(
+        self, cls: type[RecordT], session_keys: Sequence[int], spec: FilterSpec = ()
+    ) -> list[RecordT]:
+        """Rows of a per-session collection (`cls` in SESSION_COLLECTIONS) for many sessions:
+        one request with repeated `session_key=`, chunked to fit the URL."""
+        return await self._list(
+            SESSION_COLLECTIONS[cls], cls, spec, key_field="session_key", keys=session_keys
         )
 
     async def _list(
@@ -402,7 +619,8 @@ def _is_no_results(body: bytes) -> bool:
     return isinstance(payload, dict) and payload.get("detail") == NO_RESULTS
 
 
-def _upstream_order(record: MeetingRecord | F1SessionRecord) -> tuple[Any, ...]:
-    start = record.date_start or datetime.min.replace(tzinfo=UTC)
-    session_key = getattr(record, "session_key", 0)
-    return (start, record.meeting_key, session_key)
+def _upstream_order(record: Any) -> tuple[Any, ...]:
+    # Records without a start (drivers, weather...) keep their order within a session: the
+    # sort is stable and every session's rows come from one chunk.
+    start = getattr(record, "date_start", None) or datetime.min.replace(tzinfo=UTC)
+    return (start, record.meeting_key, getattr(record, "session_key", 0))

@@ -5,21 +5,31 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
+from aiodataloader import DataLoader
+
 from ..errors import BadUserInput, NotFound
 from ..filtering import Condition, FilterSpec
-from ..loaders import CachedLoader
-from ..providers.openf1 import F1SessionRecord, MeetingRecord
+from ..loaders import CachedLoader, SessionDataKey
+from ..providers.openf1 import F1LapRecord, F1SessionRecord, GridPositionRecord, MeetingRecord
 from ..schema.context import Info
 from ..schema.filters import to_filter_spec
 
 __all__ = [
+    "QUALIFYING_OF",
     "f1_session",
     "f1_sessions",
+    "grid_of_session",
+    "laps",
     "meeting",
     "meeting_of_session",
     "meetings",
+    "session_data",
     "sessions_of_meeting",
 ]
+
+# The sessions whose result sets a race's or sprint's grid, by session name across eras
+# (2023 called sprint qualifying "Sprint Shootout"); OpenF1 keys the grid on them (§4).
+QUALIFYING_OF = {"Race": ("Qualifying",), "Sprint": ("Sprint Qualifying", "Sprint Shootout")}
 
 
 async def meetings(
@@ -105,3 +115,35 @@ async def _meeting_or_not_found(
     if found is None:
         raise NotFound(f"meeting {meeting_key} of this session does not exist upstream")
     return found
+
+
+SessionRowT = TypeVar("SessionRowT")
+
+
+async def session_data(
+    loader: DataLoader[SessionDataKey, list[SessionRowT]], session_key: int, spec: FilterSpec = ()
+) -> list[SessionRowT]:
+    """One session's rows of a per-session collection, batched with every other session's."""
+    return await loader.load((session_key, spec))
+
+
+async def laps(info: Info, session_key: int, driver_number: int | None) -> list[F1LapRecord]:
+    spec: FilterSpec = ()
+    if driver_number is not None:
+        spec = (("driver_number", Condition(eq=driver_number)),)
+    return await session_data(info.context.loaders.laps, session_key, spec)
+
+
+async def grid_of_session(
+    info: Info, meeting_key: int, session_name: str | None
+) -> list[GridPositionRecord]:
+    """The grid a race or sprint starts from, found under its meeting's qualifying session."""
+    names = QUALIFYING_OF.get(session_name or "")
+    if names is None:
+        return []
+    loaders = info.context.loaders
+    sessions = await loaders.f1_sessions_of_meeting.load((meeting_key, ()))
+    qualifying = next((s for s in sessions if s.session_name in names), None)
+    if qualifying is None:
+        return []
+    return await session_data(loaders.starting_grid, qualifying.session_key)

@@ -1,4 +1,4 @@
-"""OpenF1 types: `Meeting`, `F1Session` and their filters."""
+"""OpenF1 types: `Meeting`, `F1Session` with its per-session data, and their filters."""
 
 from __future__ import annotations
 
@@ -15,6 +15,16 @@ from .context import Info, subselections
 from .filters import BooleanFilter, DateTimeFilter, IntFilter, KeyFilter, StringFilter
 from .ids import encode_id
 from .nodes import Node, int_key, register_node
+from .openf1_data import (
+    Driver,
+    F1Lap,
+    GridPosition,
+    PitStop,
+    RaceControlMessage,
+    SessionResult,
+    Stint,
+    WeatherSample,
+)
 from .session import Session, SessionSource
 
 __all__ = ["F1Session", "F1SessionFilter", "Meeting", "MeetingFilter", "OpenF1Query"]
@@ -180,6 +190,67 @@ class F1Session(Session):
         if isinstance(found, MeetingRecord):
             return Meeting.from_record(found)
         return _meeting_later(found)  # type: ignore[return-value]
+
+    # Per-session data: one upstream request per collection for all the sessions in a query.
+    # Each list is null, with a coded error, when OpenF1 cannot answer; siblings still do.
+
+    @strawberry.field(description="The drivers entered (OpenF1 `/v1/drivers`).")
+    async def drivers(self, info: Info) -> list[Driver] | None:
+        rows = await resolve.session_data(info.context.loaders.drivers, self.session_key)
+        return [Driver.from_record(r) for r in rows]
+
+    @strawberry.field(
+        description="The classification (OpenF1 `/v1/session_result`), in upstream order."
+    )
+    async def results(self, info: Info) -> list[SessionResult] | None:
+        rows = await resolve.session_data(info.context.loaders.session_results, self.session_key)
+        return [SessionResult.from_record(r) for r in rows]
+
+    @strawberry.field(
+        description="The starting grid this session sets (OpenF1 `/v1/starting_grid`). OpenF1 "
+        "keys the grid on the QUALIFYING session (or sprint qualifying), so this is empty on a "
+        "race; use `grid` there."
+    )
+    async def starting_grid(self, info: Info) -> list[GridPosition] | None:
+        rows = await resolve.session_data(info.context.loaders.starting_grid, self.session_key)
+        return [GridPosition.from_record(r) for r in rows]
+
+    @strawberry.field(
+        description="For a race or sprint, the grid it starts from: the `startingGrid` of its "
+        "meeting's Qualifying (for a sprint: Sprint Qualifying / Sprint Shootout) session. "
+        "Empty for other sessions."
+    )
+    async def grid(self, info: Info) -> list[GridPosition] | None:
+        rows = await resolve.grid_of_session(info, self.meeting_key, self.session_name)
+        return [GridPosition.from_record(r) for r in rows]
+
+    @strawberry.field(description="Tyre stints (OpenF1 `/v1/stints`).")
+    async def stints(self, info: Info) -> list[Stint] | None:
+        rows = await resolve.session_data(info.context.loaders.stints, self.session_key)
+        return [Stint.from_record(r) for r in rows]
+
+    @strawberry.field(description="Pit-lane visits (OpenF1 `/v1/pit`).")
+    async def pits(self, info: Info) -> list[PitStop] | None:
+        rows = await resolve.session_data(info.context.loaders.pits, self.session_key)
+        return [PitStop.from_record(r) for r in rows]
+
+    @strawberry.field(description="Race-control messages (OpenF1 `/v1/race_control`).")
+    async def race_control(self, info: Info) -> list[RaceControlMessage] | None:
+        rows = await resolve.session_data(info.context.loaders.race_control, self.session_key)
+        return [RaceControlMessage.from_record(r) for r in rows]
+
+    @strawberry.field(description="Weather samples, one a minute (OpenF1 `/v1/weather`).")
+    async def weather(self, info: Info) -> list[WeatherSample] | None:
+        rows = await resolve.session_data(info.context.loaders.weather, self.session_key)
+        return [WeatherSample.from_record(r) for r in rows]
+
+    @strawberry.field(
+        description="Laps (OpenF1 `/v1/laps`), in start order; `driverNumber` narrows to one "
+        "driver, upstream."
+    )
+    async def laps(self, info: Info, driver_number: int | None = None) -> list[F1Lap] | None:
+        rows = await resolve.laps(info, self.session_key, driver_number)
+        return [F1Lap.from_record(r) for r in rows]
 
 
 def _selected_session_filters(info: Info) -> list[F1SessionFilter | None]:
