@@ -25,6 +25,7 @@ from .openf1_data import (
     Stint,
     WeatherSample,
 )
+from .records import copy_record
 from .session import Session, SessionSource
 
 __all__ = ["F1Session", "F1SessionFilter", "Meeting", "MeetingFilter", "OpenF1Query"]
@@ -102,28 +103,7 @@ class Meeting(Node):
 
     @classmethod
     def from_record(cls, record: MeetingRecord) -> Self:
-        return cls(
-            id=encode_id("Meeting", record.meeting_key),
-            meeting_key=record.meeting_key,
-            meeting_name=record.meeting_name,
-            meeting_official_name=record.meeting_official_name,
-            location=record.location,
-            country_key=record.country_key,
-            country_code=record.country_code,
-            country_name=record.country_name,
-            country_flag=record.country_flag,
-            circuit_key=record.circuit_key,
-            circuit_short_name=record.circuit_short_name,
-            circuit_type=record.circuit_type,
-            circuit_info_url=record.circuit_info_url,
-            circuit_image=record.circuit_image,
-            gmt_offset=record.gmt_offset,
-            date_start=record.date_start,
-            date_end=record.date_end,
-            year=record.year,
-            is_cancelled=record.is_cancelled,
-            meeting_code=record.meeting_code,
-        )
+        return copy_record(cls, record, id=encode_id("Meeting", record.meeting_key))
 
     @strawberry.field(
         description="The meeting's sessions in start order; null with an error if unavailable."
@@ -160,27 +140,14 @@ class F1Session(Session):
 
     @classmethod
     def from_record(cls, record: F1SessionRecord) -> Self:
-        return cls(
+        return copy_record(
+            cls,
+            record,
             id=encode_id("F1Session", record.session_key),
             name=record.session_name,
             starts_at=record.date_start,
             ends_at=record.date_end,
             source=SessionSource.OPENF1,
-            session_key=record.session_key,
-            meeting_key=record.meeting_key,
-            session_type=record.session_type,
-            session_name=record.session_name,
-            date_start=record.date_start,
-            date_end=record.date_end,
-            circuit_key=record.circuit_key,
-            circuit_short_name=record.circuit_short_name,
-            country_key=record.country_key,
-            country_code=record.country_code,
-            country_name=record.country_name,
-            location=record.location,
-            gmt_offset=record.gmt_offset,
-            year=record.year,
-            is_cancelled=record.is_cancelled,
         )
 
     @strawberry.field(description="The meeting this session belongs to.")

@@ -5,13 +5,13 @@ Each is built from its provider record field by field, under the upstream's came
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 import strawberry
 
 from ..providers.openf1 import PitStopRecord
+from .records import copy_record
 
 __all__ = [
     "Driver",
@@ -30,13 +30,9 @@ _PHASES = "Q1, Q2, Q3 in that order; an entry is null for a phase the driver did
 class _FromRecord:
     """`from_record` for types whose fields all have their record's field names."""
 
-    _names: ClassVar[tuple[str, ...]] = ()
-
     @classmethod
     def from_record(cls, record: Any) -> Self:
-        if not cls._names:
-            cls._names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-        return cls(**{name: getattr(record, name) for name in cls._names})
+        return copy_record(cls, record)
 
 
 @strawberry.type(description="A driver entered in one session (OpenF1 `/v1/drivers`).")
