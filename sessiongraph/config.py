@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     # Estimated fields a query may fetch: lists multiply by `first` or COST_DEFAULT_LIST_SIZE.
     max_query_cost: int = Field(default=50_000, ge=0)
     cost_default_list_size: int = Field(default=20, ge=1)
+    # Objects one HTTP request may fetch by id (`nodes` ids, `_entities` representations,
+    # `node` and the other by-key root fields), over its aliases and batched operations.
+    max_lookups_per_request: int = Field(default=200, ge=1)
+    # Longest string argument of a query (filters, keys, cursors become upstream URLs).
+    max_string_argument_length: int = Field(default=1000, ge=16)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     # GraphQL query batching (several operations in one HTTP request).
     query_batching: bool = True

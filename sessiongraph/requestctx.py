@@ -17,6 +17,8 @@ class RequestFacts:
     request_id: str
     operation: str | None = None
     outcome: str = "ok"
+    # Objects fetched by id so far, over the request's batched operations (schema/limits.py).
+    lookups: int = 0
 
 
 _facts: ContextVar[RequestFacts | None] = ContextVar("sessiongraph_request", default=None)

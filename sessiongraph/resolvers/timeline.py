@@ -24,6 +24,7 @@ from ..providers.openf1 import F1SessionRecord
 from ..providers.sqlrace import SqlRaceSessionRecord
 from ..schema.context import Info
 from ..schema.reported import report
+from ..schema.scalars import in_utc_range
 
 __all__ = [
     "DEFAULT_FIRST",
@@ -91,8 +92,10 @@ def decode_position(cursor: str) -> Position:
     try:
         raw = base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4))
         tag, starts_at, source, key = orjson.loads(raw)
-        position = Position(datetime.fromisoformat(starts_at), SOURCES.index(source), key)
-        valid = tag == _CURSOR_TAG and position.starts_at.tzinfo is not None
+        moment = datetime.fromisoformat(starts_at)
+        valid = moment.tzinfo is not None and in_utc_range(moment) is moment
+        position = Position(moment, SOURCES.index(source), key)
+        valid = valid and tag == _CURSOR_TAG
         valid = valid and isinstance(key, str if source == "sqlrace" else int)
     except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
         valid = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Literal
@@ -15,7 +16,6 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
@@ -26,7 +26,7 @@ from ..errors import BadUserInput, SessionGraphError
 from .context import Info
 from .credentials import QueryCredential
 from .errors import ErrorCodes
-from .limits import QueryLimits
+from .limits import DocumentGuard, DocumentLimits
 from .mutation import Mutation
 from .nodes import resolve_entity
 from .query import Query
@@ -39,6 +39,8 @@ logger = logging.getLogger("sessiongraph.graphql")
 
 # Apollo Router and Hive Gateway both compose it; newer versions add nothing we use.
 FEDERATION_VERSION: Literal["2.7"] = "2.7"
+# Errors of one response logged one by one; the rest are summarised in one line.
+_LOGGED_ERRORS = 10
 
 
 class SessionGraphSchema(strawberry.federation.Schema):
@@ -48,16 +50,26 @@ class SessionGraphSchema(strawberry.federation.Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         # Client mistakes and upstream trouble are expected: log them briefly, without
-        # tracebacks. Unexpected errors were already logged in full by ErrorCodes.
+        # tracebacks. Unexpected errors were already logged in full by ErrorCodes. A response
+        # with thousands of failed items gets a few lines and one summary, not a line each.
+        counts: Counter[str] = Counter()
         for error in errors:
             original = error.original_error
             if isinstance(original, SessionGraphError):
-                logger.info(
-                    "field error",
-                    extra={"code": original.code, "path": error.path, "detail": original.message},
-                )
+                code, message, detail = original.code, "field error", original.message
             elif original is None:
-                logger.info("request error", extra={"detail": error.message})
+                code = (error.extensions or {}).get("code", "REQUEST")
+                message, detail = "request error", error.message
+            else:
+                continue
+            counts[code] += 1
+            if counts.total() <= _LOGGED_ERRORS:
+                logger.info(message, extra={"code": code, "path": error.path, "detail": detail})
+        if counts.total() > _LOGGED_ERRORS:
+            logger.info(
+                "more errors in this response",
+                extra={"unlogged": counts.total() - _LOGGED_ERRORS, "codes": dict(counts)},
+            )
 
     def entities_resolver(
         self, info: Info, representations: list[FederationAny]
@@ -81,18 +93,19 @@ def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
     settings = settings or Settings()
     # Factories, not instances: strawberry builds fresh extensions for every request.
     # The parser and validation caches live at module level, so they still span requests.
+    limits = DocumentLimits(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_cost=settings.max_query_cost,
+        default_list_size=settings.cost_default_list_size,
+        max_lookups=settings.max_lookups_per_request,
+        max_string_length=settings.max_string_argument_length,
+    )
     extensions: list[Callable[[], SchemaExtension]] = [
         ErrorCodes,
         ReportedErrors,
         partial(ParserCache, maxsize=256),
-        partial(ValidationCache, maxsize=256),
-        partial(
-            QueryLimits,
-            max_depth=settings.max_query_depth,
-            max_aliases=settings.max_aliases,
-            max_cost=settings.max_query_cost,
-            default_list_size=settings.cost_default_list_size,
-        ),
+        partial(DocumentGuard, limits),
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
     ]
     if not settings.introspection:

@@ -25,6 +25,9 @@ _LIMIT_MESSAGES = re.compile(
     r"Token limit|Maximum (?:cost|page size)"
 )
 _VARIABLE_MESSAGES = re.compile(r"^Variable '\$[^']+'")
+# A scalar's own parser refused a literal (a DateTime out of range): well-formed GraphQL
+# with an argument value that cannot be right, like a bad variable value.
+_SCALAR_MESSAGES = re.compile(r"^Expected value of type '[^']+', but encountered error ")
 
 
 def classify(error: GraphQLError) -> str:
@@ -33,7 +36,7 @@ def classify(error: GraphQLError) -> str:
         return "QUERY_TOO_COMPLEX"
     if error.message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
-    if _VARIABLE_MESSAGES.match(error.message):
+    if _VARIABLE_MESSAGES.match(error.message) or _SCALAR_MESSAGES.match(error.message):
         return "BAD_USER_INPUT"
     if error.path is None:
         return "GRAPHQL_VALIDATION_FAILED"

@@ -1,16 +1,20 @@
-"""Depth, alias and cost limits measured once per distinct document, not once per request.
+"""Document limits (depth, aliases, cost, lookups, string lengths) checked before validation.
 
-strawberry's QueryDepthLimiter and MaxAliasesLimiter add validation rules built afresh for
-every request, which defeats the validation cache; this extension keeps that cache effective.
+Every analysis visits each fragment once, whatever the number of its spreads, so its work
+is linear in the document; validation itself then runs off the event loop for large documents.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    ArgumentNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -23,198 +27,415 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    StringValueNode,
+    ValueNode,
     VariableNode,
     get_named_type,
     get_nullable_type,
 )
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 
-__all__ = ["QueryLimits", "estimate_cost", "measure"]
+from .. import requestctx
 
+__all__ = ["DocumentGuard", "DocumentLimits", "Estimate", "estimate", "measure"]
+
+# Above any limit a server would configure; keeps sums of exponential shapes small integers.
+_CAP = 10**15
 _MEASURED: OrderedDict[str, tuple[int, int]] = OrderedDict()
-_MEASURED_MAX = 512
+_VALIDATED: OrderedDict[tuple[int, Any, str], list[GraphQLError]] = OrderedDict()
+_MEMO_MAX = 512
+# One thread: a flood of large documents competes with the event loop for at most one share
+# of the GIL, so /healthz and cached queries keep answering while they are validated.
+_VALIDATOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessiongraph-validate")
+# Documents shorter than this validate inline: a thread hop costs more than their validation.
+_INLINE_VALIDATION_CHARS = 1500
+
+# Root fields that fetch objects by identity, and the argument listing them (None: one object).
+_LOOKUP_FIELDS: Mapping[str, str | None] = {
+    "nodes": "ids",
+    "_entities": "representations",
+    "node": None,
+    "meeting": None,
+    "f1Session": None,
+    "guide": None,
+    "guidebookSession": None,
+    "connection": None,
+    "sqlRaceSession": None,
+}
+
+
+@dataclass(frozen=True)
+class DocumentLimits:
+    max_depth: int
+    max_aliases: int
+    max_cost: int = 0  # 0: no cost limit
+    default_list_size: int = 20
+    max_lookups: int = 0  # per HTTP request, across a batch's operations; 0: no limit
+    max_string_length: int = 0  # of any string argument of a query; 0: no limit
+
+
+@dataclass(frozen=True)
+class Estimate:
+    cost: int
+    lookups: int  # objects fetched by identity: `nodes` ids, `_entities` representations, …
+
+
+def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+    return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
 
 
 def measure(document: DocumentNode) -> tuple[int, int]:
-    """(deepest field nesting of any operation, aliases in the whole document).
+    """(deepest field nesting of any operation, aliases written in the document).
 
     Introspection fields (`__schema`, `__type`) do not count towards depth: every
     GraphQL client's schema query nests `ofType` deeper than any sane data query.
     """
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
-    aliases = 0
+    fragments = _fragments(document)
+    memo: dict[str, int] = {}
 
-    def depth(selection_set: SelectionSetNode | None, seen: frozenset[str]) -> int:
-        nonlocal aliases
-        if selection_set is None:
-            return 0
+    def fragment_depth(name: str) -> int:
+        if name not in memo:
+            memo[name] = 0  # a cycle (refused by validation) adds nothing
+            fragment = fragments.get(name)
+            if fragment is not None:
+                memo[name] = depth(fragment.selection_set)
+        return memo[name]
+
+    def depth(selection_set: SelectionSetNode | None) -> int:
         deepest = 0
-        for selection in selection_set.selections:
+        for selection in selection_set.selections if selection_set else ():
             if isinstance(selection, FieldNode):
-                if selection.alias is not None:
-                    aliases += 1
-                if selection.name.value.startswith("__"):
-                    continue
-                deepest = max(deepest, 1 + depth(selection.selection_set, seen))
+                if not selection.name.value.startswith("__"):
+                    deepest = max(deepest, 1 + depth(selection.selection_set))
             elif isinstance(selection, InlineFragmentNode):
-                deepest = max(deepest, depth(selection.selection_set, seen))
+                deepest = max(deepest, depth(selection.selection_set))
             elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = fragments.get(name)
-                if fragment is not None and name not in seen:
-                    deepest = max(deepest, depth(fragment.selection_set, seen | {name}))
+                deepest = max(deepest, fragment_depth(selection.name.value))
         return deepest
 
-    deepest = 0
-    for definition in document.definitions:
-        if isinstance(definition, OperationDefinitionNode):
-            deepest = max(deepest, depth(definition.selection_set, frozenset()))
+    deepest = max(
+        (
+            depth(d.selection_set)
+            for d in document.definitions
+            if isinstance(d, OperationDefinitionNode)
+        ),
+        default=0,
+    )
+    aliases = sum(1 for node in _field_nodes(document) if node.alias is not None)
     return deepest, aliases
 
 
-def _first(field: FieldNode, variables: dict[str, Any]) -> int | None:
+def _field_nodes(document: DocumentNode) -> Iterable[FieldNode]:
+    """Every field written in the document, once each (fragments are not expanded)."""
+    pending = [
+        d.selection_set
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode | FragmentDefinitionNode)
+    ]
+    while pending:
+        for selection in pending.pop().selections:
+            if isinstance(selection, FieldNode):
+                yield selection
+            if isinstance(selection, FieldNode | InlineFragmentNode) and selection.selection_set:
+                pending.append(selection.selection_set)
+
+
+def _argument(field: FieldNode, name: str) -> ValueNode | None:
     for argument in field.arguments or ():
-        if argument.name.value != "first":
-            continue
-        value = argument.value
-        if isinstance(value, IntValueNode):
-            return int(value.value)
-        if isinstance(value, VariableNode):
-            given = variables.get(value.name.value)
-            return given if isinstance(given, int) else None
+        if argument.name.value == name:
+            return argument.value
     return None
 
 
-def estimate_cost(
+def _int_argument(field: FieldNode, name: str, variables: Mapping[str, Any]) -> int | None:
+    value = _argument(field, name)
+    if isinstance(value, IntValueNode):
+        return int(value.value) if len(value.value) < 20 else _CAP
+    if isinstance(value, VariableNode):
+        given = variables.get(value.name.value)
+        return given if isinstance(given, int) and not isinstance(given, bool) else None
+    return None
+
+
+def _list_length(value: ValueNode | None, variables: Mapping[str, Any]) -> int:
+    if isinstance(value, ListValueNode):
+        return len(value.values)
+    if isinstance(value, VariableNode):
+        given = variables.get(value.name.value)
+        return len(given) if isinstance(given, list) else 1
+    return 1  # a single value stands for a list of one
+
+
+def selected_operations(
+    document: DocumentNode, operation_name: str | None
+) -> list[OperationDefinitionNode]:
+    """The operation that will run when it can be told, else every operation (conservative)."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    chosen = [o for o in operations if operation_name and o.name and o.name.value == operation_name]
+    return chosen or operations
+
+
+def estimate(
     schema: GraphQLSchema,
     document: DocumentNode,
-    variables: dict[str, Any],
+    variables: Mapping[str, Any],
     default_list_size: int,
-) -> int:
+    operation_name: str | None = None,
+) -> Estimate:
     """Fields that may be fetched: each field costs 1, and a list multiplies its subtree.
 
-    A list's size is its `first` argument, else `default_list_size`; lists inside a field that
-    took `first` (a connection's `edges`/`nodes`) are already counted by it.
+    A list's size is its `first` (or `limit`) argument, the number of ids or representations
+    for lookups, else `default_list_size`; lists inside a field that took `first` (a
+    connection's `edges`/`nodes`) are already counted by it. Each spread of a fragment costs
+    its whole subtree again, which over-counts a fragment spread twice in one selection.
     """
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
+    fragments = _fragments(document)
+    memo: dict[tuple[str, bool], tuple[int, int]] = {}
+
+    def fragment_cost(name: str, sized: bool) -> tuple[int, int]:
+        key = (name, sized)
+        if key not in memo:
+            memo[key] = (0, 0)  # a cycle (refused by validation) adds nothing
+            fragment = fragments.get(name)
+            if fragment is not None:
+                branch = schema.get_type(fragment.type_condition.name.value)
+                memo[key] = cost(fragment.selection_set, branch, sized)
+        return memo[key]
 
     def cost(
-        selection_set: SelectionSetNode | None,
-        parent: GraphQLNamedType | None,
-        sized: bool,
-        seen: frozenset[str],
-    ) -> int:
+        selection_set: SelectionSetNode | None, parent: GraphQLNamedType | None, sized: bool
+    ) -> tuple[int, int]:
         if selection_set is None or not isinstance(
             parent, GraphQLObjectType | GraphQLInterfaceType
         ):
-            return 0
-        total = 0
+            return 0, 0
+        total = lookups = 0
+        at_root = parent is schema.query_type
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
-                definition = parent.fields.get(selection.name.value)
-                if definition is None or selection.name.value.startswith("__"):
+                name = selection.name.value
+                definition = parent.fields.get(name)
+                if definition is None or name.startswith("__"):
                     continue
-                first = _first(selection, variables)
+                first = _int_argument(selection, "first", variables)
+                if first is None:
+                    first = _int_argument(selection, "limit", variables)
                 is_list = isinstance(get_nullable_type(definition.type), GraphQLList)
-                size = (
-                    first
-                    if first is not None
-                    else (default_list_size if is_list and not sized else 1)
-                )
-                inner = cost(
-                    selection.selection_set,
-                    get_named_type(definition.type),
-                    first is not None,
-                    seen,
+                if at_root and name in _LOOKUP_FIELDS:
+                    listed = _LOOKUP_FIELDS[name]
+                    count = _list_length(_argument(selection, listed), variables) if listed else 1
+                    lookups += count
+                    size = count
+                elif first is not None:
+                    size = first
+                else:
+                    size = default_list_size if is_list and not sized else 1
+                inner, _ = cost(
+                    selection.selection_set, get_named_type(definition.type), first is not None
                 )
                 total += 1 + max(size, 0) * inner
             elif isinstance(selection, InlineFragmentNode):
                 condition = selection.type_condition
                 branch = schema.get_type(condition.name.value) if condition else parent
-                total += cost(selection.selection_set, branch, sized, seen)
+                more, found = cost(selection.selection_set, branch, sized)
+                total, lookups = total + more, lookups + found
             elif isinstance(selection, FragmentSpreadNode):
-                fragment = fragments.get(selection.name.value)
-                if fragment is not None and fragment.name.value not in seen:
-                    branch = schema.get_type(fragment.type_condition.name.value)
-                    total += cost(
-                        fragment.selection_set, branch, sized, seen | {fragment.name.value}
-                    )
-        return total
+                more, found = fragment_cost(selection.name.value, sized)
+                total, lookups = total + more, lookups + found
+        return min(total, _CAP), min(lookups, _CAP)
 
     roots = {
         OperationType.QUERY: schema.query_type,
         OperationType.MUTATION: schema.mutation_type,
         OperationType.SUBSCRIPTION: schema.subscription_type,
     }
-    return max(
-        (
-            cost(d.selection_set, roots[d.operation], False, frozenset())
-            for d in document.definitions
-            if isinstance(d, OperationDefinitionNode)
-        ),
-        default=0,
+    estimates = [
+        cost(d.selection_set, roots[d.operation], False)
+        for d in selected_operations(document, operation_name)
+    ]
+    return Estimate(
+        cost=max((c for c, _ in estimates), default=0),
+        lookups=max((n for _, n in estimates), default=0),
     )
 
 
-class QueryLimits(SchemaExtension):
-    """Refuses documents nested deeper than `max_depth` or with more than `max_aliases` aliases.
+def _long_string(
+    document: DocumentNode, variables: Mapping[str, Any], limit: int
+) -> tuple[str, int] | None:
+    """(argument name, length) of the first string argument longer than `limit`."""
+    for field in _field_nodes(document):
+        for argument in field.arguments or ():
+            found = _long_literal(argument, argument.value, limit)
+            if found is not None:
+                return found
+    for name, value in variables.items():
+        found = _long_value(f"${name}", value, limit)
+        if found is not None:
+            return found
+    return None
 
-    Must come after ValidationCache, whose result it reads: only valid documents are measured.
+
+def _long_literal(argument: ArgumentNode, value: ValueNode, limit: int) -> tuple[str, int] | None:
+    pending = [value]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, StringValueNode) and len(node.value) > limit:
+            return argument.name.value, len(node.value)
+        if isinstance(node, ListValueNode):
+            pending.extend(node.values)
+        elif isinstance(node, ObjectValueNode):
+            pending.extend(f.value for f in node.fields)
+    return None
+
+
+def _long_value(name: str, value: Any, limit: int) -> tuple[str, int] | None:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str) and len(item) > limit:
+            return name, len(item)
+        if isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+    return None
+
+
+def _too_complex(message: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": "QUERY_TOO_COMPLEX"})
+
+
+def check_limits(
+    schema: GraphQLSchema,
+    query: str,
+    document: DocumentNode,
+    variables: Mapping[str, Any],
+    operation_name: str | None,
+    limits: DocumentLimits,
+) -> tuple[list[GraphQLError], int]:
+    """The limit errors of one operation, and the lookups it would make."""
+    depth, aliases = _memoized(_MEASURED, query, lambda: measure(document))
+    errors = []
+    if depth > limits.max_depth:
+        errors.append(
+            _too_complex(f"Query depth {depth} exceeds the maximum of {limits.max_depth}")
+        )
+    if aliases > limits.max_aliases:
+        errors.append(
+            _too_complex(f"Query uses {aliases} aliases; the maximum is {limits.max_aliases}")
+        )
+    if errors:
+        return errors, 0
+    found = estimate(schema, document, variables, limits.default_list_size, operation_name)
+    if limits.max_cost and found.cost > limits.max_cost:
+        shown = f"{found.cost}" if found.cost < _CAP else f"over {_CAP}"
+        errors.append(
+            _too_complex(
+                f"Query cost {shown} exceeds the maximum of {limits.max_cost} (each field "
+                f"costs 1; lists multiply by `first`, the number of ids, or "
+                f"{limits.default_list_size})"
+            )
+        )
+    operations = selected_operations(document, operation_name)
+    if limits.max_string_length and all(
+        o.operation is not OperationType.MUTATION for o in operations
+    ):
+        long = _long_string(document, variables, limits.max_string_length)
+        if long is not None:
+            errors.append(
+                GraphQLError(
+                    f"`{long[0]}` is {long[1]} characters long; string arguments of queries "
+                    f"take at most {limits.max_string_length}",
+                    extensions={"code": "BAD_USER_INPUT", "argument": long[0]},
+                )
+            )
+    return errors, found.lookups
+
+
+def _memoized(store: OrderedDict[str, Any], key: str, compute: Callable[[], Any]) -> Any:
+    found = store.get(key)
+    if found is None:
+        found = compute()
+        store[key] = found
+        if len(store) > _MEMO_MAX:
+            store.popitem(last=False)
+    else:
+        store.move_to_end(key)
+    return found
+
+
+class DocumentGuard(SchemaExtension):
+    """Refuses documents over the limits before validating them, then validates (cached).
+
+    Replaces strawberry's ValidationCache, which would validate a refused document anyway.
     """
 
-    def __init__(
-        self, max_depth: int, max_aliases: int, max_cost: int = 0, default_list_size: int = 20
-    ) -> None:
+    def __init__(self, limits: DocumentLimits) -> None:
         super().__init__()
-        self.max_depth = max_depth
-        self.max_aliases = max_aliases
-        self.max_cost = max_cost
-        self.default_list_size = default_list_size
+        self.limits = limits
 
-    def on_validate(self) -> Iterator[None]:
+    async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
         document = context.graphql_document
-        if context.pre_execution_errors == [] and document is not None:
-            depth, aliases = self._measured(context.query or "", document)
-            errors = []
-            if depth > self.max_depth:
-                errors.append(f"Query depth {depth} exceeds the maximum of {self.max_depth}")
-            if aliases > self.max_aliases:
-                errors.append(f"Query uses {aliases} aliases; the maximum is {self.max_aliases}")
-            if self.max_cost and not errors:
-                cost = estimate_cost(
-                    context.schema._schema,
-                    document,
-                    context.variables or {},
-                    self.default_list_size,
-                )
-                if cost > self.max_cost:
-                    errors.append(
-                        f"Query cost {cost} exceeds the maximum of {self.max_cost} (each field "
-                        f"costs 1; lists multiply by `first`, or {self.default_list_size})"
-                    )
-            if errors:
-                context.pre_execution_errors = [
-                    GraphQLError(message, extensions={"code": "QUERY_TOO_COMPLEX"})
-                    for message in errors
-                ]
+        if document is not None and context.pre_execution_errors is None:
+            schema = context.schema._schema
+            errors, lookups = check_limits(
+                schema,
+                context.query or "",
+                document,
+                context.variables or {},
+                context.operation_name,
+                self.limits,
+            )
+            if not errors and self.limits.max_lookups:
+                errors = self._count_lookups(lookups)
+            if not errors:
+                errors = await self._validate(schema, context.query or "", document, context)
+            context.pre_execution_errors = errors
         yield
 
+    def _count_lookups(self, lookups: int) -> list[GraphQLError]:
+        # Counted per HTTP request: aliases and a batch's operations share one allowance.
+        facts = requestctx.current()
+        total = lookups + (facts.lookups if facts is not None else 0)
+        if facts is not None:
+            facts.lookups = total
+        if total <= self.limits.max_lookups:
+            return []
+        return [
+            _too_complex(
+                f"This request fetches {total} objects by id (`nodes`, `_entities`, `node` and "
+                f"other lookups, over all its aliases and batched operations); the maximum is "
+                f"{self.limits.max_lookups}"
+            )
+        ]
+
     @staticmethod
-    def _measured(query: str, document: DocumentNode) -> tuple[int, int]:
-        found = _MEASURED.get(query)
-        if found is None:
-            found = measure(document)
-            _MEASURED[query] = found
-            if len(_MEASURED) > _MEASURED_MAX:
-                _MEASURED.popitem(last=False)
+    async def _validate(
+        schema: GraphQLSchema, query: str, document: DocumentNode, context: Any
+    ) -> list[GraphQLError]:
+        rules = context.validation_rules
+        # Schemas differ in their rules (introspection off), so both are part of the key.
+        key = (id(schema), tuple(rules), query)
+        found = _VALIDATED.get(key) if query else None
+        if found is not None:
+            _VALIDATED.move_to_end(key)
+            return found
+        if len(query) < _INLINE_VALIDATION_CHARS:
+            found = validate_document(schema, document, rules)
         else:
-            _MEASURED.move_to_end(query)
+            loop = asyncio.get_running_loop()
+            found = await loop.run_in_executor(
+                _VALIDATOR, validate_document, schema, document, rules
+            )
+        if query:
+            _VALIDATED[key] = found
+            if len(_VALIDATED) > _MEMO_MAX:
+                _VALIDATED.popitem(last=False)
         return found

@@ -38,8 +38,10 @@ def register_node(type_name: str, key_fields: Sequence[str], load: Loader) -> No
 
 
 def int_key(key: str, type_name: str) -> int:
-    # Canonical digits only: `+1` or ` 1` would be a second ID for the same object.
-    if not (key.isascii() and key.isdigit()) or (len(key) > 1 and key[0] == "0"):
+    # Canonical digits only: `+1` or ` 1` would be a second ID for the same object. No
+    # upstream key has 19 digits, and int() refuses over 4,300.
+    canonical = key.isascii() and key.isdigit() and (len(key) == 1 or key[0] != "0")
+    if not canonical or len(key) > 18:
         raise BadUserInput(f"{key!r} is not a {type_name} key", field="id")
     return int(key)
 

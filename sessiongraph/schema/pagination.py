@@ -12,6 +12,7 @@ from ..errors import BadUserInput
 __all__ = ["PageInfo", "decode_cursor", "encode_cursor", "page_info", "page_window"]
 
 _PREFIX = "position:"
+_MAX_DIGITS = 18
 
 
 @strawberry.type(description="Where this page lies in the whole list (Relay convention).")
@@ -33,7 +34,9 @@ def decode_cursor(cursor: str) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
     position = text.removeprefix(_PREFIX)
-    if not text.startswith(_PREFIX) or not position.isdigit():
+    # ASCII digits only (`²` is a digit to str.isdigit but not to int), and few of them.
+    digits = position.isascii() and position.isdigit() and len(position) <= _MAX_DIGITS
+    if not text.startswith(_PREFIX) or not digits:
         raise BadUserInput(f"{cursor!r} is not a cursor from this list", field="after")
     return int(position)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
-__all__ = ["DATETIME_SCALAR", "parse_datetime", "serialize_datetime"]
+__all__ = ["DATETIME_SCALAR", "in_utc_range", "parse_datetime", "serialize_datetime"]
 
 
 def serialize_datetime(value: datetime) -> str:
@@ -30,7 +30,18 @@ def parse_datetime(value: object) -> datetime:
         raise ValueError(
             f"{value!r} is not an ISO 8601 date-time such as 2023-09-16T12:00:00+02:00"
         ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return in_utc_range(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
+
+
+def in_utc_range(moment: datetime) -> datetime:
+    """`moment` if its UTC instant lies in years 1-9999, where every comparison of it works."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"{moment.isoformat()} lies outside the years 1 to 9999 once converted to UTC"
+        ) from None
+    return moment
 
 
 DATETIME_SCALAR: ScalarDefinition = strawberry.scalar(
