@@ -46,3 +46,4 @@ test: system-deps federation-deps lint
 bench: setup
 	$(BIN)/python bench/season.py
 	$(BIN)/python bench/cache.py
+	$(BIN)/python bench/limits.py

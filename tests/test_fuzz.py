@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from typing import Any
 
@@ -22,7 +23,17 @@ FUZZ = settings(
 
 # Values a DateTime argument accepts, plus some it must refuse cleanly.
 DATETIMES = st.sampled_from(
-    ["2023-07-29T15:05:00Z", "2024-01-01T00:00:00+02:00", "2023-09-16", "garbage", ""]
+    [
+        "2023-07-29T15:05:00Z",
+        "2024-01-01T00:00:00+02:00",
+        "2023-09-16",
+        "garbage",
+        "",
+        # Valid ISO 8601 whose UTC instant leaves years 1-9999.
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01T00:30:00+01:00",
+    ]
 ).map(lambda text: StringValueNode(value=text))
 # Federation representations for `_entities`: entities by each kind of key, and junk.
 REPRESENTATIONS = st.sampled_from(
@@ -120,5 +131,57 @@ def test_junk_request_bodies(gateway: Gateway, caplog: pytest.LogCaptureFixture)
     )
     def run(body: Any) -> None:
         check(gateway.post(body), caplog)
+
+    run()
+
+
+def _encoded(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+# Keys and positions: other scripts' digits, superscripts, signs, and integers past int()'s
+# 4,300-digit limit, inside global IDs and cursors of every kind.
+ODD_NUMBERS = (
+    st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=6)
+    | st.integers(min_value=10**17, max_value=10**30).map(str)
+    | st.sampled_from(["9" * 4400, "-1", "+1", " 1", "1_000", "0x1f", "1e3"])
+)
+TYPE_NAMES = st.sampled_from(["Meeting", "F1Session", "Guide", "GuidebookSession", "Location"])
+HOSTILE_IDS = st.builds(lambda t, k: _encoded(f"{t}:{k}"), TYPE_NAMES, ODD_NUMBERS)
+HOSTILE_CURSORS = st.builds(lambda k: _encoded(f"position:{k}"), ODD_NUMBERS) | st.builds(
+    lambda k, at: _encoded(f'["timeline", "{at}", "openf1", {k}]'),
+    st.integers(min_value=0, max_value=10**6),
+    st.sampled_from(["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-01:00", "x"]),
+)
+HOSTILE_QUERIES = [
+    ("query($v: ID!) { node(id: $v) { id } }", HOSTILE_IDS),
+    ("query($v: [ID!]!) { nodes(ids: $v) { id } }", st.lists(HOSTILE_IDS, max_size=3)),
+    ("query($v: String) { guides(after: $v) { totalCount } }", HOSTILE_CURSORS),
+    (
+        "query($v: String) { guidebookSessions(guideId: 1, after: $v) { totalCount } }",
+        HOSTILE_CURSORS,
+    ),
+    (
+        'query($v: String) { sessions(from: "2023-01-01T00:00:00Z", '
+        'to: "2024-01-01T00:00:00Z", after: $v) { totalCount } }',
+        HOSTILE_CURSORS,
+    ),
+    (
+        "query($v: [_Any!]!) { _entities(representations: $v) { __typename } }",
+        st.lists(
+            st.fixed_dictionaries({"__typename": TYPE_NAMES, "id": HOSTILE_IDS | ODD_NUMBERS}),
+            max_size=3,
+        ),
+    ),
+]
+
+
+def test_hostile_ids_and_cursors(gateway: Gateway, caplog: pytest.LogCaptureFixture) -> None:
+    @settings(FUZZ, max_examples=300)
+    @given(case=st.sampled_from(HOSTILE_QUERIES).flatmap(lambda q: st.tuples(st.just(q[0]), q[1])))
+    def run(case: tuple[str, Any]) -> None:
+        query, value = case
+        response = gateway.post({"query": query, "variables": {"v": value}})
+        check(response, caplog)
 
     run()

@@ -385,18 +385,22 @@ class DocumentGuard(SchemaExtension):
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
             schema = context.schema._schema
-            errors, lookups = check_limits(
-                schema,
-                context.query or "",
-                document,
-                context.variables or {},
-                context.operation_name,
-                self.limits,
-            )
-            if not errors and self.limits.max_lookups:
-                errors = self._count_lookups(lookups)
-            if not errors:
-                errors = await self._validate(schema, context.query or "", document, context)
+            try:
+                errors, lookups = check_limits(
+                    schema,
+                    context.query or "",
+                    document,
+                    context.variables or {},
+                    context.operation_name,
+                    self.limits,
+                )
+                if not errors and self.limits.max_lookups:
+                    errors = self._count_lookups(lookups)
+                if not errors:
+                    errors = await self._validate(schema, context.query or "", document, context)
+            except RecursionError:
+                # Only a server configured for huge documents gets here (long fragment chains).
+                errors = [_too_complex("The document nests fragments too deeply to analyse")]
             context.pre_execution_errors = errors
         yield
 

@@ -382,3 +382,14 @@ def test_global_ids_with_odd_keys_are_bad_user_input(
     )
     assert code_of(result) == "BAD_USER_INPUT"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_fragment_chains_too_long_to_analyse_are_refused(
+    make_gateway: Callable[..., Gateway],
+) -> None:
+    gateway = make_gateway(max_query_tokens=100_000, max_query_cost=0)
+    levels = 3000
+    fragments = " ".join(f"fragment F{i} on Meeting {{ ...F{i + 1} }}" for i in range(levels))
+    document = f"{{ meetings {{ ...F0 }} }} {fragments} fragment F{levels} on Meeting {{ year }}"
+    result = gateway.query(document)
+    assert code_of(result) == "QUERY_TOO_COMPLEX"
