@@ -24,6 +24,7 @@ from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
 
 from . import requestctx, tracing
+from .auth import check_bearer, credential_key
 from .cache import (
     ResponseCache,
     ResultCache,
@@ -33,9 +34,17 @@ from .cache import (
     start_trace,
 )
 from .config import Settings
+from .errors import SessionGraphError
 from .loaders import Loaders
 from .metrics import GRAPHQL_DURATION, GRAPHQL_REQUESTS, metrics_endpoint, operation_label
-from .middleware import BodySizeLimit, CsrfPrevention, RequestId, graphql_error_response
+from .middleware import (
+    BodyReadTimeout,
+    BodySizeLimit,
+    CredentialHeaders,
+    CsrfPrevention,
+    RequestId,
+    graphql_error_response,
+)
 from .playground import assets_mount, playground_response
 from .providers import Providers, UpstreamStatus, build_providers
 from .schema.build import build_schema
@@ -62,7 +71,15 @@ class GraphQLView(GraphQL[Context, None]):
             return
         started = time.perf_counter()
         facts = requestctx.current() or requestctx.start(requestctx.new_request_id(None))
+        scope = _normalized_media_types(scope)
         media_type = _response_media_type(scope)
+        if self.settings.require_token_for_queries and not _wants_ide_page(scope):
+            refused = self._credential_refusal(scope, media_type)
+            if refused is not None:
+                facts.outcome = "rejected"
+                self._observe(facts, started)
+                await refused(scope, receive, send)
+                return
         key: str | None = None
         if self.results.enabled and _replayable(scope):
             body = await _read_body(receive)
@@ -70,7 +87,9 @@ class GraphQLView(GraphQL[Context, None]):
             request_bytes = b"\n".join(
                 (scope.get("query_string", b""), headers.get(b"accept", b""), body)
             )
-            key = ResultCache.key(scope["method"], request_bytes, headers.get(b"authorization"))
+            # Duplicate credential headers were refused (CredentialHeaders), so this is
+            # exactly the credential the checks accepted.
+            key = ResultCache.key(scope["method"], request_bytes, credential_key(scope["headers"]))
             cached = await self.results.get(key)
             if cached is not None:
                 facts.outcome = "replayed"
@@ -101,6 +120,20 @@ class GraphQLView(GraphQL[Context, None]):
             await self.results.put(key, bytes(response.body), trace, invalidations)
         self._observe(facts, started)
         await response(scope, receive, send)
+
+    def _credential_refusal(self, scope: Scope, media_type: str) -> Response | None:
+        """REQUIRE_TOKEN_FOR_QUERIES: anonymous callers learn nothing, not even schema hints,
+        so the token is checked before the document is parsed."""
+        header = Request(scope).headers.get("authorization")
+        try:
+            check_bearer(header, self.settings.api_token_hashes)
+        except SessionGraphError as exc:
+            spec = media_type != "application/json"
+            status = (401 if exc.code == "UNAUTHENTICATED" else 403) if spec else 200
+            response = graphql_error_response(status, exc.message, exc.code)
+            response.headers["content-type"] = media_type
+            return response
+        return None
 
     @staticmethod
     def _observe(facts: requestctx.RequestFacts, started: float) -> None:
@@ -212,6 +245,40 @@ def _operation_name(scope: Scope, body: bytes) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def _normalized_media_types(scope: Scope) -> Scope:
+    """Media types are case-insensitive (RFC 9110), strawberry compares them as written."""
+    headers = scope["headers"]
+    if not any(n in (b"content-type", b"accept") and v != v.lower() for n, v in headers):
+        return scope
+    normalized = [
+        (name, _lower_media_types(value) if name in (b"content-type", b"accept") else value)
+        for name, value in headers
+    ]
+    return {**scope, "headers": normalized}
+
+
+def _lower_media_types(value: bytes) -> bytes:
+    # Only the types and parameter names: a boundary parameter's value is case-sensitive.
+    parts = []
+    for item in value.split(b","):
+        media, *params = item.split(b";")
+        lowered = [media.lower()]
+        for param in params:
+            name, equals, rest = param.partition(b"=")
+            lowered.append(name.lower() + equals + rest)
+        parts.append(b";".join(lowered))
+    return b",".join(parts)
+
+
+def _wants_ide_page(scope: Scope) -> bool:
+    headers = dict(scope["headers"])
+    return (
+        scope["method"] == "GET"
+        and b"text/html" in headers.get(b"accept", b"")
+        and b"query=" not in scope.get("query_string", b"")
+    )
+
+
 def _replayable(scope: Scope) -> bool:
     """Queries over GET or POST from API clients; never the IDE page or other methods."""
     if scope["method"] not in ("GET", "POST"):
@@ -312,6 +379,14 @@ class Readiness:
         return True
 
 
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    """404 and 405 in GraphQL's error shape, with their code (and `Allow` for 405)."""
+    status = getattr(exc, "status_code", 404)
+    headers = dict(getattr(exc, "headers", None) or {})
+    message = "Not found" if status == 404 else "Method not allowed"
+    return graphql_error_response(status, message, _HTTP_ERROR_CODES[status], headers=headers)
+
+
 async def healthz(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -333,7 +408,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     middleware = [
         Middleware(RequestId),
+        Middleware(CredentialHeaders),
         Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+        Middleware(BodyReadTimeout, seconds=settings.body_read_timeout_seconds),
     ]
     if settings.cors_origins:
         middleware.append(
@@ -364,7 +441,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
+        exception_handlers={404: _http_error, 405: _http_error},
     )
+    # Starlette would answer `/graphql/` with a redirect built from the Host header.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.providers = providers
     app.state.schema = schema

@@ -80,6 +80,7 @@ def _serve(args: argparse.Namespace) -> None:
 
     from .config import Settings
     from .logs import configure_logging
+    from .server import GuardedHttpToolsProtocol
 
     if args.workers < 1:
         raise SystemExit("sessiongraph: --workers must be at least 1")
@@ -111,7 +112,7 @@ def _serve(args: argparse.Namespace) -> None:
             port=args.port,
             workers=args.workers,
             loop="uvloop" if sys.platform != "win32" else "asyncio",
-            http="httptools",
+            http=GuardedHttpToolsProtocol,
             log_config=None,
             access_log=False,
             proxy_headers=True,

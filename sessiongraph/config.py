@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     # Longest string argument of a query (filters, keys, cursors become upstream URLs).
     max_string_argument_length: int = Field(default=1000, ge=16)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # A request's headers, then its body, must arrive within these (slow clients hold sockets).
+    header_read_timeout_seconds: float = Field(default=10, gt=0)
+    body_read_timeout_seconds: float = Field(default=10, gt=0)
     # GraphQL query batching (several operations in one HTTP request).
     query_batching: bool = True
     max_batch_operations: int = Field(default=10, ge=1, le=100)

@@ -50,6 +50,23 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # No access log: uvicorn writes one when `uvicorn.access` has any handler, its parents'
+    # included, and its lines carry query strings verbatim (tokens, persisted documents).
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
+    if not any(isinstance(f, _WithoutQueryStrings) for f in access.filters):
+        access.addFilter(_WithoutQueryStrings())
+
+
+class _WithoutQueryStrings(logging.Filter):
+    """Should an operator attach a handler anyway, request lines lose their query strings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+        return True

@@ -1,19 +1,50 @@
-"""ASGI middleware: request ids, CSRF prevention and request body limits."""
+"""ASGI middleware: request ids, credential headers, CSRF prevention, request body limits."""
 
 from __future__ import annotations
+
+import asyncio
 
 import orjson
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import requestctx
+from .auth import repeated_credential
 
-__all__ = ["BodySizeLimit", "CsrfPrevention", "RequestId", "graphql_error_response"]
+__all__ = [
+    "BodyReadTimeout",
+    "BodySizeLimit",
+    "CredentialHeaders",
+    "CsrfPrevention",
+    "RequestId",
+    "graphql_error_response",
+]
 
 
-def graphql_error_response(status: int, message: str, code: str) -> Response:
+def graphql_error_response(
+    status: int, message: str, code: str, headers: dict[str, str] | None = None
+) -> Response:
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+class CredentialHeaders:
+    """Refuses requests that send a credential header twice, before anything reads one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        repeated = repeated_credential(scope["headers"]) if scope["type"] == "http" else None
+        if repeated is None:
+            await self.app(scope, receive, send)
+            return
+        response = graphql_error_response(
+            400, f"Send the {repeated} header at most once", "BAD_REQUEST"
+        )
+        await response(scope, receive, send)
 
 
 class RequestId:
@@ -123,4 +154,57 @@ class BodySizeLimit:
 
 
 class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyReadTimeout:
+    """Answers 408 when a request body does not arrive whole within `seconds`.
+
+    A client trickling its body would otherwise hold a connection and a task indefinitely.
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+        complete = False
+        started = False
+
+        async def timed_receive() -> Message:
+            nonlocal complete
+            if complete:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise _BodyTimeout from None
+            complete = not message.get("more_body", False)
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, tracked_send)
+        except _BodyTimeout:
+            if not started:
+                response = graphql_error_response(
+                    408,
+                    f"The request body did not arrive within {self.seconds:g} s",
+                    "REQUEST_TIMEOUT",
+                    headers={"Connection": "close"},
+                )
+                await response(scope, receive, send)
+
+
+class _BodyTimeout(Exception):
     pass

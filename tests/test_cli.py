@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sessiongraph.cli import main
@@ -38,3 +43,83 @@ def test_unknown_command_exits_with_usage(capsys: pytest.CaptureFixture[str]) ->
         main(["fly"])
     assert exit_info.value.code == 2
     assert "usage" in capsys.readouterr().err
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """`sessiongraph serve` as users run it (no upstreams configured), stopped after."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "SESSIONGRAPH_HEADER_READ_TIMEOUT_SECONDS": "1",
+        "SESSIONGRAPH_LOG_FORMAT": "text",
+    }
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "sessiongraph", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    yield port, process
+    process.terminate()
+    process.wait(15)
+
+
+def test_no_access_log_and_no_query_strings_in_the_log(
+    served: tuple[int, subprocess.Popen[str]],
+) -> None:
+    port, process = served
+    secret = "sg-secret-token-123"
+    for path in (f"/graphql?query={{__typename}}&token={secret}", f"/healthz?apikey={secret}"):
+        httpx.get(f"http://127.0.0.1:{port}{path}", headers={"x-apollo-operation-name": "a"})
+    process.terminate()
+    output, _ = process.communicate(timeout=15)
+    assert secret not in output
+    assert '"GET /' not in output  # uvicorn's access-log line
+
+
+def test_headers_that_never_end_are_cut_off() -> None:
+    port = free_port()
+    env = {**os.environ, "SESSIONGRAPH_HEADER_READ_TIMEOUT_SECONDS": "1"}
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "sessiongraph", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+        slow = socket.create_connection(("127.0.0.1", port), timeout=10)
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # no blank line: never ends
+        started = time.monotonic()
+        assert idle.recv(100) == b""  # closed by the server, which sent nothing
+        assert slow.recv(100) == b""
+        assert time.monotonic() - started < 5
+        idle.close()
+        slow.close()
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(15)
