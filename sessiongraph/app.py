@@ -44,6 +44,7 @@ from .middleware import (
     CsrfPrevention,
     RequestId,
     graphql_error_response,
+    wants_ide_page,
 )
 from .playground import assets_mount, playground_response
 from .providers import Providers, UpstreamStatus, build_providers
@@ -73,7 +74,7 @@ class GraphQLView(GraphQL[Context, None]):
         facts = requestctx.current() or requestctx.start(requestctx.new_request_id(None))
         scope = _normalized_media_types(scope)
         media_type = _response_media_type(scope)
-        if self.settings.require_token_for_queries and not _wants_ide_page(scope):
+        if self.settings.require_token_for_queries and not wants_ide_page(scope):
             refused = self._credential_refusal(scope, media_type)
             if refused is not None:
                 facts.outcome = "rejected"
@@ -268,15 +269,6 @@ def _lower_media_types(value: bytes) -> bytes:
             lowered.append(name.lower() + equals + rest)
         parts.append(b";".join(lowered))
     return b",".join(parts)
-
-
-def _wants_ide_page(scope: Scope) -> bool:
-    headers = dict(scope["headers"])
-    return (
-        scope["method"] == "GET"
-        and b"text/html" in headers.get(b"accept", b"")
-        and b"query=" not in scope.get("query_string", b"")
-    )
 
 
 def _replayable(scope: Scope) -> bool:

@@ -18,6 +18,7 @@ __all__ = [
     "CsrfPrevention",
     "RequestId",
     "graphql_error_response",
+    "wants_ide_page",
 ]
 
 
@@ -112,8 +113,17 @@ class CsrfPrevention:
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if media_type not in _SIMPLE_TYPES:
             return True
-        wants_page = b"text/html" in headers.get(b"accept", b"")
-        return scope["method"] == "GET" and wants_page and b"query=" not in scope["query_string"]
+        return wants_ide_page(scope)
+
+
+def wants_ide_page(scope: Scope) -> bool:
+    """A browser asking for the GraphiQL page: no operation runs."""
+    headers = dict(scope["headers"])
+    return (
+        scope["method"] == "GET"
+        and b"text/html" in headers.get(b"accept", b"")
+        and b"query=" not in scope.get("query_string", b"")
+    )
 
 
 class BodySizeLimit:

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from graphql import (
     ArgumentNode,
@@ -50,6 +50,8 @@ _CAP = 10**15
 _MEASURED: OrderedDict[str, tuple[int, int]] = OrderedDict()
 _VALIDATED: OrderedDict[tuple[int, Any, str], list[GraphQLError]] = OrderedDict()
 _MEMO_MAX = 512
+K = TypeVar("K")
+V = TypeVar("V")
 # One thread: a flood of large documents competes with the event loop for at most one share
 # of the GIL, so /healthz and cached queries keep answering while they are validated.
 _VALIDATOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessiongraph-validate")
@@ -358,16 +360,23 @@ def check_limits(
     return errors, found.lookups
 
 
-def _memoized(store: OrderedDict[str, Any], key: str, compute: Callable[[], Any]) -> Any:
+def _recall(store: OrderedDict[K, V], key: K) -> V | None:
     found = store.get(key)
-    if found is None:
-        found = compute()
-        store[key] = found
-        if len(store) > _MEMO_MAX:
-            store.popitem(last=False)
-    else:
+    if found is not None:
         store.move_to_end(key)
     return found
+
+
+def _remember(store: OrderedDict[K, V], key: K, value: V) -> V:
+    store[key] = value
+    if len(store) > _MEMO_MAX:
+        store.popitem(last=False)
+    return value
+
+
+def _memoized(store: OrderedDict[K, V], key: K, compute: Callable[[], V]) -> V:
+    found = _recall(store, key)
+    return found if found is not None else _remember(store, key, compute())
 
 
 class DocumentGuard(SchemaExtension):
@@ -427,9 +436,8 @@ class DocumentGuard(SchemaExtension):
         rules = context.validation_rules
         # Schemas differ in their rules (introspection off), so both are part of the key.
         key = (id(schema), tuple(rules), query)
-        found = _VALIDATED.get(key) if query else None
+        found = _recall(_VALIDATED, key) if query else None
         if found is not None:
-            _VALIDATED.move_to_end(key)
             return found
         if len(query) < _INLINE_VALIDATION_CHARS:
             found = validate_document(schema, document, rules)
@@ -438,8 +446,4 @@ class DocumentGuard(SchemaExtension):
             found = await loop.run_in_executor(
                 _VALIDATOR, validate_document, schema, document, rules
             )
-        if query:
-            _VALIDATED[key] = found
-            if len(_VALIDATED) > _MEMO_MAX:
-                _VALIDATED.popitem(last=False)
-        return found
+        return _remember(_VALIDATED, key, found) if query else found
