@@ -79,6 +79,24 @@ def shared_conditions(spec: FilterSpec) -> FilterSpec | None:
     return shared if shared or not spec else None
 
 
+def key_chunks(keys: list[int], field: str, budget: int) -> list[list[int]]:
+    """Keys split as the provider splits repeated `field=key` parameters to fit `budget`
+    characters, so each chunk is one upstream request."""
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    length = 0
+    for key in dict.fromkeys(keys):
+        size = len(f"{field}={key}") + 1
+        if current and length + size > budget:
+            chunks.append(current)
+            current, length = [], 0
+        current.append(key)
+        length += size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 K = TypeVar("K")
 V = TypeVar("V")
 R = TypeVar("R")
@@ -230,14 +248,38 @@ class Loaders:
         for record in records:
             self.f1_session.prime(record.session_key, record)
 
-    async def _load_meetings(self, keys: list[int]) -> list[MeetingRecord | None]:
+    async def _load_meetings(self, keys: list[int]) -> list[Any]:
         DATALOADER_BATCH_SIZE.labels("openf1.meeting").observe(len(keys))
-        found = {r.meeting_key: r for r in await self._providers.openf1.meetings_by_key(keys)}
-        return [found.get(key) for key in keys]
+        return await self._by_key(
+            keys, "meetings", "meeting_key", self._providers.openf1.meetings_by_key
+        )
 
-    async def _load_f1_sessions(self, keys: list[int]) -> list[F1SessionRecord | None]:
+    async def _load_f1_sessions(self, keys: list[int]) -> list[Any]:
         DATALOADER_BATCH_SIZE.labels("openf1.session").observe(len(keys))
-        found = {r.session_key: r for r in await self._providers.openf1.sessions_by_key(keys)}
+        return await self._by_key(
+            keys, "sessions", "session_key", self._providers.openf1.sessions_by_key
+        )
+
+    async def _by_key(
+        self,
+        keys: list[int],
+        collection: str,
+        field: str,
+        read: Callable[[list[int]], Awaitable[list[Any]]],
+    ) -> list[Any]:
+        """Records by key in as few requests as fit the URL limit; a failed request fails
+        only the keys it carried (its exception is their value), not the other chunks'."""
+        openf1 = self._providers.openf1
+        budget = openf1.max_url_length - len(str(openf1.client.url(collection))) - 1
+        chunks = key_chunks(keys, field, budget)
+        results = await asyncio.gather(*(read(chunk) for chunk in chunks), return_exceptions=True)
+        found: dict[int, Any] = {}
+        for chunk, records in zip(chunks, results, strict=True):
+            if isinstance(records, BaseException):
+                found.update(dict.fromkeys(chunk, records))
+                continue
+            for record in records:
+                found[getattr(record, field)] = record
         return [found.get(key) for key in keys]
 
     async def _load_f1_sessions_of_meetings(self, keys: list[SessionsOfMeetingKey]) -> list[Any]:
@@ -354,16 +396,16 @@ class GuidebookLoaders:
     def __init__(self, provider: GuidebookProvider | None, *, batching: bool) -> None:
         self._provider = provider
         self.guide: CachedLoader[int, GuideRecord | None] = CachedLoader(
-            self._by_id(lambda p, ids: p.guides_by_id(ids)), batch=batching
+            self._by_id(lambda p, key: p.guide(key)), batch=batching
         )
         self.schedule_track: CachedLoader[int, ScheduleTrackRecord | None] = CachedLoader(
-            self._by_id(lambda p, ids: p.schedule_tracks_by_id(ids)), batch=batching
+            self._by_id(lambda p, key: p.schedule_track(key)), batch=batching
         )
         self.location: CachedLoader[int, LocationRecord | None] = CachedLoader(
-            self._by_id(lambda p, ids: p.locations_by_id(ids)), batch=batching
+            self._by_id(lambda p, key: p.location(key)), batch=batching
         )
         self.session: CachedLoader[int, GuidebookSessionRecord | None] = CachedLoader(
-            self._by_id(lambda p, ids: p.sessions_by_id(ids)), batch=batching
+            self._by_id(lambda p, key: p.session(key)), batch=batching
         )
         self.tracks_of_guide: CachedLoader[int, list[ScheduleTrackRecord]] = CachedLoader(
             self._load_tracks_of_guides, batch=batching
@@ -387,11 +429,14 @@ class GuidebookLoaders:
 
     def _by_id(
         self,
-        read: Callable[[GuidebookProvider, list[int]], Awaitable[list[GuidebookRecord]]],
-    ) -> Callable[[list[int]], Awaitable[list[GuidebookRecord | None]]]:
-        async def load(ids: list[int]) -> list[GuidebookRecord | None]:
-            found = {record.id: record for record in await read(self.provider, ids)}
-            return [found.get(key) for key in ids]
+        read: Callable[[GuidebookProvider, int], Awaitable[GuidebookRecord | None]],
+    ) -> Callable[[list[int]], Awaitable[list[GuidebookRecord | BaseException | None]]]:
+        async def load(ids: list[int]) -> list[GuidebookRecord | BaseException | None]:
+            # No id-list filter upstream: one GET per id, all in flight together. Each id
+            # gets its record or its own exception, which fails only that id's field.
+            return await asyncio.gather(
+                *(read(self.provider, key) for key in ids), return_exceptions=True
+            )
 
         return load
 

@@ -8,7 +8,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import UpstreamAuthFailed, UpstreamRejected
+import orjson
+
+from ..errors import UpstreamAuthFailed, UpstreamRejected, UpstreamUnavailable
 
 if TYPE_CHECKING:
     from yarl import URL
@@ -114,6 +116,12 @@ def password_grant_fetcher(
             raise client.error_for(response)
         try:
             payload = response.json()
+        except orjson.JSONDecodeError as exc:
+            # A cut or garbled body is a transport fault, worth retrying, not a contract breach.
+            raise UpstreamUnavailable(
+                client.name, f"{client.name} sent a token response that is not valid JSON"
+            ) from exc
+        try:
             lifetime = float(payload.get("expires_in", default_lifetime))
             token = str(payload["access_token"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -8,7 +8,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -28,7 +28,7 @@ from ..errors import (
 from ..metrics import BREAKER_STATE, UPSTREAM_DURATION, UPSTREAM_REQUESTS
 from ._auth import Authenticator
 from ._ratelimit import RateLimiter
-from ._resilience import CircuitBreaker, RetryBudget
+from ._resilience import BreakerState, CircuitBreaker, RetryBudget
 
 __all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "UpstreamClient", "UpstreamResponse"]
 
@@ -39,12 +39,17 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How reads are retried: attempts after the first, and a wall-clock budget for all waits."""
+    """How reads are retried: attempts after the first, and a wall-clock budget for all waits.
+
+    `timeouts`: whether a timed-out attempt is retried too (only for look-ups that must not
+    give up early, such as finding out whether a write whose answer was lost happened).
+    """
 
     attempts: int = 3
     budget_seconds: float = 20.0
     base_delay: float = 0.2
     max_delay: float = 5.0
+    timeouts: bool = False
 
     def backoff(self, retry_number: int) -> float:
         # Full jitter keeps many gateways from retrying in lockstep after a shared outage.
@@ -52,14 +57,22 @@ class RetryPolicy:
         return random.uniform(0, ceiling)
 
 
+_UNDECODED: Any = object()
+
+
 @dataclass(frozen=True)
 class UpstreamResponse:
     status: int
     headers: Mapping[str, str]
     body: bytes
+    # The body already decoded by `UpstreamClient.get`, so providers do not parse it twice.
+    decoded: Any = field(default=_UNDECODED, compare=False, repr=False)
 
     def json(self) -> Any:
-        return orjson.loads(self.body)
+        """The decoded body (raises `orjson.JSONDecodeError` if it is not JSON)."""
+        if self.decoded is _UNDECODED:
+            object.__setattr__(self, "decoded", orjson.loads(self.body))
+        return self.decoded
 
     @property
     def retry_after(self) -> float | None:
@@ -159,16 +172,37 @@ class UpstreamClient:
         tags: tuple[str, ...] = (),
     ) -> UpstreamResponse:
         """A read: cached per `policy` (default: 200s for the client's freshness), coalesced
-        with identical reads in flight, retried on 429, 502-504 and connection errors."""
+        with identical reads in flight, retried on 429, 502-504 and connection errors.
+
+        A 2xx body that is not JSON raises UPSTREAM_UNAVAILABLE before it reaches the cache:
+        a corrupt answer is never stored nor handed to the reads coalesced with this one.
+        The returned response carries the decoded body (`json()` does not parse it again).
+        """
+        loaded: list[UpstreamResponse] = []
 
         async def load() -> Stored:
             response = await self.request("GET", path, query=query, retry=True)
+            if 200 <= response.status < 300 and response.status != 204:
+                self._decode(response)
+            loaded.append(response)
             return Stored(response.status, _cacheable_headers(response.headers), response.body)
 
         stored = await self.cache.read(
             self.name, self.cache_key(path, query), load, policy or self.default_policy, tags
         )
+        if loaded and loaded[0].body is stored.body:
+            return UpstreamResponse(stored.status, stored.headers, stored.body, loaded[0].decoded)
         return UpstreamResponse(stored.status, stored.headers, stored.body)
+
+    def _decode(self, response: UpstreamResponse) -> Any:
+        try:
+            return response.json()
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamUnavailable(
+                self.name,
+                f"{self.name} sent a response that is not valid JSON",
+                status=response.status,
+            ) from exc
 
     def cache_key(self, path: str, query: str = "") -> str:
         """GET, the URL with its parameters sorted, and whose credentials asked."""
@@ -193,35 +227,79 @@ class UpstreamClient:
         retry: bool = False,
         url: URL | None = None,
         authenticate: bool = True,
+        retry_policy: RetryPolicy | None = None,
     ) -> UpstreamResponse:
         """Send one request; only `retry=True` requests (reads) are ever sent twice.
 
+        `retry_policy` replaces the client's for this request and is not charged to the
+        shared retry budget (a look-up that must get its own chance, whatever else failed).
         Returns any response the caller must interpret (2xx, 4xx other than 401/429);
-        raises the coded upstream error for the rest once retries are spent.
+        raises the coded upstream error for the rest once retries are spent. The circuit
+        breaker hears one outcome per call, after its retries, not one per attempt.
         """
         if method != "GET":
             spoil_trace()  # a response that wrote upstream must never be replayed
-        target = url if url is not None else self.url(path, query)
-        deadline = time.monotonic() + self.retry.budget_seconds
+        allowed = self.breaker.allow()
+        BREAKER_STATE.labels(self.name).set(self.breaker.state.value)
+        if not allowed:
+            raise UpstreamUnavailable(
+                self.name,
+                f"{self.name} is failing; requests are paused for a while",
+                reason="CIRCUIT_OPEN",
+                retryAfter=round(self.breaker.retry_after(), 1),
+            )
+        healthy: bool | None = None
+        try:
+            response = await self._attempts(
+                method,
+                url if url is not None else self.url(path, query),
+                json,
+                data,
+                retry=retry,
+                authenticate=authenticate,
+                policy=retry_policy,
+            )
+            # A 429 says nothing about the upstream's health; 5xx do.
+            healthy = response.status < 500
+            return response
+        except _AuthStepFailed as failed:
+            # The token request was a request of its own and told the breaker already.
+            raise failed.error from failed.error.__cause__
+        except UpstreamError as exc:
+            healthy = not _unhealthy(exc)
+            raise
+        finally:
+            self.breaker.record(healthy)
+            BREAKER_STATE.labels(self.name).set(self.breaker.state.value)
+
+    async def _attempts(
+        self,
+        method: str,
+        target: URL,
+        json: Any,
+        data: Mapping[str, str] | None,
+        *,
+        retry: bool,
+        authenticate: bool,
+        policy: RetryPolicy | None,
+    ) -> UpstreamResponse:
+        rules = policy or self.retry
+        budgeted = policy is None
+        deadline = time.monotonic() + rules.budget_seconds
         retries = 0
         reauthenticated = False
-        self.retry_budget.deposit()
+        if budgeted:
+            self.retry_budget.deposit()
         while True:
-            allowed = self.breaker.allow()
-            BREAKER_STATE.labels(self.name).set(self.breaker.state.value)
-            if not allowed:
-                raise UpstreamUnavailable(
-                    self.name,
-                    f"{self.name} is failing; requests are paused for a while",
-                    reason="CIRCUIT_OPEN",
-                    retryAfter=round(self.breaker.retry_after(), 1),
-                )
-            header = await self.auth.header() if authenticate else None
+            try:
+                header = await self.auth.header() if authenticate else None
+            except UpstreamError as exc:
+                raise _AuthStepFailed(exc) from exc
             try:
                 response = await self._send_once(method, target, header, json, data)
             except UpstreamError as exc:
-                if retry and self._may_retry(exc, retries, deadline, None):
-                    await asyncio.sleep(self.retry.backoff(retries))
+                if retry and self._may_retry(exc, retries, deadline, None, rules, budgeted):
+                    await asyncio.sleep(rules.backoff(retries))
                     retries += 1
                     continue
                 raise
@@ -232,8 +310,8 @@ class UpstreamClient:
             if response.status in RETRYABLE_STATUSES and retry:
                 wait = response.retry_after
                 error = self._status_error(response)
-                if self._may_retry(error, retries, deadline, wait):
-                    await asyncio.sleep(wait if wait is not None else self.retry.backoff(retries))
+                if self._may_retry(error, retries, deadline, wait, rules, budgeted):
+                    await asyncio.sleep(wait if wait is not None else rules.backoff(retries))
                     retries += 1
                     continue
                 raise error
@@ -244,14 +322,22 @@ class UpstreamClient:
             return response
 
     def _may_retry(
-        self, error: UpstreamError, retries: int, deadline: float, wait: float | None
+        self,
+        error: UpstreamError,
+        retries: int,
+        deadline: float,
+        wait: float | None,
+        rules: RetryPolicy,
+        budgeted: bool,
     ) -> bool:
-        if isinstance(error, UpstreamTimeout) or retries >= self.retry.attempts:
+        if isinstance(error, UpstreamTimeout) and not rules.timeouts:
             return False
-        expected = wait if wait is not None else self.retry.backoff(retries)
+        if retries >= rules.attempts or self.breaker.state is BreakerState.OPEN:
+            return False
+        expected = wait if wait is not None else rules.backoff(retries)
         if time.monotonic() + expected >= deadline:
             return False
-        return self.retry_budget.withdraw()
+        return self.retry_budget.withdraw() if budgeted else True
 
     async def _send_once(
         self,
@@ -300,20 +386,15 @@ class UpstreamClient:
                 result = UpstreamResponse(response.status, headers, payload)
         except TimeoutError as exc:
             self._observe(method, "timeout", started)
-            self.breaker.record(ok=False)
             raise UpstreamTimeout(
                 self.name, f"{self.name} did not answer within {self.timeout:g} s"
             ) from exc
         except aiohttp.ClientError as exc:
             self._observe(method, "connection_error", started)
-            self.breaker.record(ok=False)
             raise UpstreamUnavailable(
                 self.name, f"{self.name} could not be reached ({type(exc).__name__})"
             ) from exc
         self._observe(method, str(result.status), started)
-        # A 429 says nothing about the upstream's health; 5xx do.
-        self.breaker.record(ok=result.status < 500)
-        BREAKER_STATE.labels(self.name).set(self.breaker.state.value)
         logger.debug(
             "upstream request",
             extra={
@@ -354,6 +435,21 @@ class UpstreamClient:
     def error_for(self, response: UpstreamResponse) -> UpstreamError:
         """The coded error for a response the caller could not accept."""
         return self._status_error(response)
+
+
+class _AuthStepFailed(Exception):
+    def __init__(self, error: UpstreamError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _unhealthy(error: UpstreamError) -> bool:
+    """Whether a failed request counts against the upstream's health (the breaker's view)."""
+    if error.extra.get("reason") == "CIRCUIT_OPEN":
+        return False
+    if isinstance(error, UpstreamTimeout):
+        return True
+    return isinstance(error, UpstreamUnavailable) and (error.status is None or error.status >= 500)
 
 
 def _cacheable_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -16,10 +16,13 @@ class BreakerState(Enum):
 
 
 class CircuitBreaker:
-    """Opens when enough recent attempts failed; after a pause lets a few probes through.
+    """Opens when enough recent requests failed; after a pause lets a few probes through.
 
-    Outcomes are kept for a rolling `window_seconds`; the breaker opens once at least
-    `min_attempts` of them exist and `failure_ratio` of them failed.
+    One outcome per logical request (after its retries), kept for a rolling
+    `window_seconds`; the breaker opens once at least `min_attempts` of them exist and
+    `failure_ratio` of them failed. Half-open, up to `probes` requests go out at once: it
+    closes after `probes` of them succeeded and opens again only once `probes` failed first,
+    so one unlucky probe neither keeps it open nor decides alone.
     """
 
     def __init__(
@@ -29,43 +32,58 @@ class CircuitBreaker:
         min_attempts: int = 10,
         failure_ratio: float = 0.5,
         open_seconds: float = 15,
-        probes: int = 1,
+        probes: int = 3,
     ) -> None:
         self.window_seconds = window_seconds
         self.min_attempts = min_attempts
         self.failure_ratio = failure_ratio
         self.open_seconds = open_seconds
-        self.probes = probes
+        self.probes = max(1, probes)
         self.state = BreakerState.CLOSED
         self._outcomes: deque[tuple[float, bool]] = deque()
         self._opened_at = 0.0
         self._probes_in_flight = 0
+        self._probe_successes = 0
+        self._probe_failures = 0
 
     def retry_after(self) -> float:
         return max(0.0, self._opened_at + self.open_seconds - time.monotonic())
 
     def allow(self) -> bool:
-        """Whether an attempt may go out now (and, half-open, count it as a probe)."""
+        """Whether a request may go out now (and, half-open, count it as a probe).
+
+        Every allowed request must end in exactly one `record`.
+        """
         if self.state is BreakerState.OPEN:
             if self.retry_after() > 0:
                 return False
             self.state = BreakerState.HALF_OPEN
-            self._probes_in_flight = 0
+            self._probes_in_flight = self._probe_successes = self._probe_failures = 0
         if self.state is BreakerState.HALF_OPEN:
             if self._probes_in_flight >= self.probes:
                 return False
             self._probes_in_flight += 1
         return True
 
-    def record(self, ok: bool) -> None:
+    def record(self, ok: bool | None) -> None:
+        """The outcome of one allowed request; None (it was abandoned) only frees its slot."""
         now = time.monotonic()
         if self.state is BreakerState.HALF_OPEN:
             self._probes_in_flight = max(0, self._probes_in_flight - 1)
+            if ok is None:
+                return
             if ok:
+                self._probe_successes += 1
+            else:
+                self._probe_failures += 1
+            if self._probe_successes >= self.probes:
                 self.state = BreakerState.CLOSED
                 self._outcomes.clear()
-            else:
+            elif self._probe_failures >= self.probes:
                 self._open(now)
+            return
+        if ok is None or self.state is BreakerState.OPEN:
+            # A request allowed before the breaker opened says nothing new.
             return
         self._outcomes.append((now, ok))
         while self._outcomes and self._outcomes[0][0] < now - self.window_seconds:
@@ -80,6 +98,7 @@ class CircuitBreaker:
         self.state = BreakerState.OPEN
         self._opened_at = now
         self._outcomes.clear()
+        self._probes_in_flight = self._probe_successes = self._probe_failures = 0
 
 
 class RetryBudget:

@@ -5,11 +5,10 @@ Written from `shared/reference/guidebook.md`: DRF page-number lists, `{field: [m
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlsplit
@@ -23,7 +22,7 @@ from ..errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from ._http import UpstreamClient, UpstreamResponse
+from ._http import RetryPolicy, UpstreamClient, UpstreamResponse
 
 __all__ = [
     "FieldError",
@@ -36,6 +35,7 @@ __all__ = [
     "Page",
     "ScheduleTrackRecord",
     "SessionQuery",
+    "answer_lost",
     "field_errors",
     "format_timestamp",
     "parse_timestamp",
@@ -47,6 +47,8 @@ UPSTREAM = "guidebook"
 GUIDES, TRACKS, LOCATIONS, SESSIONS = "guides", "schedule-tracks", "locations", "sessions"
 # A list that claims more pages than this is looping (a `next` that never ends).
 MAX_PAGES = 1000
+# Retries of the look-up that finds out whether a write whose answer was lost happened.
+LOOKUP_RETRIES = 3
 # The documented input example: microseconds and an explicit UTC offset.
 _SEND_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+0000"
 
@@ -149,6 +151,8 @@ class GuidebookSessionRecord:
 RecordT = TypeVar(
     "RecordT", GuideRecord, ScheduleTrackRecord, LocationRecord, GuidebookSessionRecord
 )
+# What a create makes: objects below a guide with an `import_id` to find them by.
+_Created = TypeVar("_Created", ScheduleTrackRecord, GuidebookSessionRecord)
 
 
 def _as_int(value: Any) -> int | None:
@@ -311,22 +315,19 @@ class GuidebookProvider:
     async def guide(self, guide_id: int) -> GuideRecord | None:
         return await self._one(GuideRecord, GUIDES, guide_id)
 
-    async def guides_by_id(self, ids: Iterable[int]) -> list[GuideRecord]:
-        return await self._many(GuideRecord, GUIDES, ids)
-
     async def schedule_tracks(self, guide_id: int) -> list[ScheduleTrackRecord]:
         page = await self._window(ScheduleTrackRecord, TRACKS, f"guide={guide_id}", 0, None)
         return page.records
 
-    async def schedule_tracks_by_id(self, ids: Iterable[int]) -> list[ScheduleTrackRecord]:
-        return await self._many(ScheduleTrackRecord, TRACKS, ids)
+    async def schedule_track(self, track_id: int) -> ScheduleTrackRecord | None:
+        return await self._one(ScheduleTrackRecord, TRACKS, track_id)
 
     async def locations(self, guide_id: int) -> list[LocationRecord]:
         page = await self._window(LocationRecord, LOCATIONS, f"guide={guide_id}", 0, None)
         return page.records
 
-    async def locations_by_id(self, ids: Iterable[int]) -> list[LocationRecord]:
-        return await self._many(LocationRecord, LOCATIONS, ids)
+    async def location(self, location_id: int) -> LocationRecord | None:
+        return await self._one(LocationRecord, LOCATIONS, location_id)
 
     async def sessions(
         self, query: SessionQuery, offset: int = 0, limit: int | None = None
@@ -334,8 +335,9 @@ class GuidebookProvider:
         """`limit` None: every page, following `next` until it is null."""
         return await self._window(GuidebookSessionRecord, SESSIONS, query.query(), offset, limit)
 
-    async def sessions_by_id(self, ids: Iterable[int]) -> list[GuidebookSessionRecord]:
-        return await self._many(GuidebookSessionRecord, SESSIONS, ids)
+    async def session(self, session_id: int) -> GuidebookSessionRecord | None:
+        # No id-list filter upstream: objects by id cost one GET each (the loaders batch them).
+        return await self._one(GuidebookSessionRecord, SESSIONS, session_id)
 
     async def _one(self, cls: type[RecordT], collection: str, key: int) -> RecordT | None:
         response = await self.client.get(
@@ -344,11 +346,6 @@ class GuidebookProvider:
         if response.status == 404:
             return None
         return to_record(cls, self._json(response))
-
-    async def _many(self, cls: type[RecordT], collection: str, ids: Iterable[int]) -> list[RecordT]:
-        # No id-list filter upstream: one GET per distinct id, all in flight together.
-        found = await asyncio.gather(*(self._one(cls, collection, k) for k in dict.fromkeys(ids)))
-        return [record for record in found if record is not None]
 
     async def _window(
         self, cls: type[RecordT], collection: str, query: str, offset: int, limit: int | None
@@ -410,7 +407,7 @@ class GuidebookProvider:
         if response.status >= 400:
             raise self.client.error_for(response)
         try:
-            payload = orjson.loads(response.body)
+            payload = response.json()
         except orjson.JSONDecodeError as exc:
             raise UpstreamUnavailable(
                 UPSTREAM, "guidebook sent a response that is not valid JSON", status=response.status
@@ -421,34 +418,11 @@ class GuidebookProvider:
 
     # --- writes -------------------------------------------------------------------------------
 
-    async def create_session(self, values: Mapping[str, Any]) -> GuidebookSessionRecord:
-        """POST a session without ever creating it twice.
-
-        `values` must carry `guide` and `import_id`: when the answer is lost (timeout, dropped
-        connection, 5xx) the session is looked up by `import_id` before anything is resent.
-        """
-        body = dict(values)
-        guide, import_id = int(body["guide"]), str(body["import_id"])
-        lookup = SessionQuery(guide, import_id=import_id)
-        for attempt in range(2):
-            try:
-                response = await self._send(
-                    "POST", f"{SESSIONS}/", body, (f"{SESSIONS}@guide:{guide}",)
-                )
-            except (UpstreamTimeout, UpstreamUnavailable) as exc:
-                found = await self._find(lookup)
-                if found is not None:
-                    logger.info("create answer lost; found it by import_id", extra={"id": found.id})
-                    return found
-                # After a timeout the create may still land later; resending could duplicate it.
-                if isinstance(exc, UpstreamTimeout) or attempt == 1:
-                    raise _unknown_outcome(exc, import_id) from exc
-                continue
-            record = to_record(GuidebookSessionRecord, self._json(response))
-            if record is None:
-                raise UpstreamUnavailable(UPSTREAM, "guidebook answered a create without an id")
-            return record
-        raise AssertionError("unreachable")  # pragma: no cover
+    async def create_session(
+        self, values: Mapping[str, Any], *, reuse_existing: bool = False
+    ) -> GuidebookSessionRecord:
+        """POST a session without ever creating it twice (see `_create`)."""
+        return await self._create(GuidebookSessionRecord, SESSIONS, values, reuse_existing)
 
     async def update_session(
         self, session_id: int, changes: Mapping[str, Any]
@@ -482,14 +456,11 @@ class GuidebookProvider:
             scopes.append(f"{GUIDES}@all")
         return tuple(scopes)
 
-    async def create_schedule_track(self, values: Mapping[str, Any]) -> ScheduleTrackRecord:
-        # Tracks have no lost-answer recovery: an unknown outcome is reported, never resent.
-        scopes = await self._write_scopes(TRACKS, None, _as_int(values.get("guide")))
-        response = await self._send("POST", f"{TRACKS}/", dict(values), scopes)
-        record = to_record(ScheduleTrackRecord, self._json(response))
-        if record is None:
-            raise UpstreamUnavailable(UPSTREAM, "guidebook answered a create without an id")
-        return record
+    async def create_schedule_track(
+        self, values: Mapping[str, Any], *, reuse_existing: bool = False
+    ) -> ScheduleTrackRecord:
+        """POST a schedule track without ever creating it twice (see `_create`)."""
+        return await self._create(ScheduleTrackRecord, TRACKS, values, reuse_existing)
 
     async def update_schedule_track(
         self, track_id: int, changes: Mapping[str, Any]
@@ -502,12 +473,66 @@ class GuidebookProvider:
     async def update_guide(self, guide_id: int, changes: Mapping[str, Any]) -> GuideRecord:
         return await self._update(GuideRecord, GUIDES, guide_id, changes)
 
+    async def _create(
+        self,
+        cls: type[_Created],
+        collection: str,
+        values: Mapping[str, Any],
+        reuse_existing: bool,
+    ) -> _Created:
+        """POST `values`, which must carry `guide` and `import_id`.
+
+        `reuse_existing` (an `import_id` the client chose, perhaps retrying a create whose
+        outcome it never learnt): an object already holding it is returned, nothing is sent.
+        When the answer is lost (timeout, dropped connection, 5xx) the object is looked up by
+        `import_id` before anything is resent, and resent at most once, only after the look-up
+        proved it absent and never after a timeout (that create may still land). When nothing
+        can be proven, the error says so: `outcome` UNKNOWN and the `importId` to look for.
+        """
+        body = dict(values)
+        guide, import_id = int(body["guide"]), str(body["import_id"])
+        if reuse_existing:
+            existing = await self._find(cls, collection, guide, import_id)
+            if existing is not None:
+                logger.info(
+                    "create of an existing import_id; nothing sent", extra={"id": existing.id}
+                )
+                return existing
+        scopes = await self._write_scopes(collection, None, guide)
+        for attempt in range(2):
+            try:
+                response = await self._send("POST", f"{collection}/", body, scopes)
+            except UpstreamError as exc:
+                if not answer_lost(exc):
+                    raise
+                try:
+                    found = await self._find(cls, collection, guide, import_id)
+                except (UpstreamError, NotFound) as lookup:
+                    raise _unknown_outcome(exc, import_id, lookup) from exc
+                if found is not None:
+                    logger.info("create answer lost; found it by import_id", extra={"id": found.id})
+                    return found
+                if isinstance(exc, UpstreamTimeout) or attempt == 1:
+                    raise _unknown_outcome(exc, import_id) from exc
+                continue
+            record = to_record(cls, self._json(response))
+            if record is None:
+                raise UpstreamUnavailable(UPSTREAM, "guidebook answered a create without an id")
+            return record
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def _update(
         self, cls: type[RecordT], collection: str, key: int, changes: Mapping[str, Any]
     ) -> RecordT:
         guide = key if collection == GUIDES else None
         scopes = await self._write_scopes(collection, key, guide)
-        response = await self._send("PATCH", f"{collection}/{key}/", dict(changes), scopes)
+        try:
+            response = await self._send("PATCH", f"{collection}/{key}/", dict(changes), scopes)
+        except UpstreamError as exc:
+            # Never resent: the change may have landed, and may land later still.
+            if answer_lost(exc):
+                raise _unknown_outcome(exc) from exc
+            raise
         record = to_record(cls, self._json(response))
         if record is None:
             raise UpstreamUnavailable(UPSTREAM, "guidebook answered an update without an id")
@@ -515,7 +540,21 @@ class GuidebookProvider:
 
     async def _delete(self, collection: str, key: int) -> None:
         scopes = await self._write_scopes(collection, key, None)
-        response = await self._send("DELETE", f"{collection}/{key}/", None, scopes)
+        try:
+            response = await self._send("DELETE", f"{collection}/{key}/", None, scopes)
+        except UpstreamError as exc:
+            if not answer_lost(exc):
+                raise
+            # Gone is what the client asked for, whoever removed it; present proves nothing
+            # (the delete may still land), so it is never resent.
+            try:
+                gone = await self._absent(collection, key)
+            except (UpstreamError, NotFound) as lookup:
+                raise _unknown_outcome(exc, None, lookup) from exc
+            if not gone:
+                raise _unknown_outcome(exc) from exc
+            logger.info("delete answer lost; the object is gone", extra={"id": key})
+            return
         if response.status not in (200, 202, 204):
             self._json(response)  # raises the coded error
 
@@ -528,15 +567,38 @@ class GuidebookProvider:
             # Whatever happened (even a lost answer), the write may have landed.
             await self.client.invalidate(scopes)
 
-    async def _find(self, query: SessionQuery) -> GuidebookSessionRecord | None:
-        # Straight to the upstream, retried as a read: a cached "not there" must not count.
-        response = await self.client.request("GET", f"{SESSIONS}/", query=query.query(), retry=True)
+    def _lookup_policy(self) -> RetryPolicy:
+        """Look-ups after a lost answer get retries of their own, timeouts included: the
+        shared retry budget is likely spent by the very trouble that lost the answer."""
+        return replace(
+            self.client.retry,
+            attempts=max(LOOKUP_RETRIES, self.client.retry.attempts),
+            timeouts=True,
+        )
+
+    async def _find(
+        self, cls: type[_Created], collection: str, guide: int, import_id: str
+    ) -> _Created | None:
+        # Straight to the upstream: a cached "not there" must not count.
+        query = f"guide={guide}&import_id={quote(import_id, safe='')}"
+        response = await self.client.request(
+            "GET", f"{collection}/", query=query, retry=True, retry_policy=self._lookup_policy()
+        )
         rows = self._json(response).get("results")
         for row in rows if isinstance(rows, list) else ():
-            record = to_record(GuidebookSessionRecord, row)
-            if record is not None and record.import_id == query.import_id:
+            record = to_record(cls, row)
+            if record is not None and record.import_id == import_id:
                 return record
         return None
+
+    async def _absent(self, collection: str, key: int) -> bool:
+        response = await self.client.request(
+            "GET", f"{collection}/{key}/", retry=True, retry_policy=self._lookup_policy()
+        )
+        if response.status == 404:
+            return True
+        self._json(response)  # raises the coded error of anything but a readable object
+        return False
 
 
 _RECORDS: dict[str, type[Any]] = {
@@ -560,12 +622,38 @@ def new_import_id() -> str:
     return f"sessiongraph-{uuid.uuid4()}"
 
 
-def _unknown_outcome(exc: UpstreamError, import_id: str) -> UpstreamError:
-    """The original error, telling the client how to find out whether the create happened."""
-    error = type(exc)(
-        UPSTREAM,
-        f"{exc.message}; the session may still appear: look for importId {import_id!r}",
-        status=exc.status,
-    )
-    error.extra["importId"] = import_id
+def answer_lost(exc: UpstreamError) -> bool:
+    """Whether a write that failed with `exc` may nevertheless have been applied upstream.
+
+    A timeout, a dropped connection or a 5xx may come after the upstream acted; an open
+    circuit, a 429 or another 4xx mean the write was not applied.
+    """
+    if isinstance(exc, UpstreamTimeout):
+        return True
+    if not isinstance(exc, UpstreamUnavailable) or exc.extra.get("reason") == "CIRCUIT_OPEN":
+        return False
+    return exc.status is None or exc.status >= 500
+
+
+def _unknown_outcome(
+    exc: UpstreamError, import_id: str | None = None, lookup: Exception | None = None
+) -> UpstreamError:
+    """The original error, saying that the write may or may not have happened.
+
+    `extensions.outcome` is UNKNOWN; a create also carries the `importId` to look for
+    before trying again, so that a retry never creates the object twice.
+    """
+    message = f"{exc.message}; the answer was lost, so whether the change happened is unknown"
+    if lookup is not None:
+        message += " (checking failed too)"
+    if import_id is not None:
+        message += f": look for importId {import_id!r} before trying again"
+    # Same class and fields (upstream, status, reason...), whatever its constructor takes.
+    error = type(exc).__new__(type(exc))
+    error.__dict__.update(exc.__dict__)
+    error.message = message
+    error.args = (message,)
+    error.extra = {**exc.extra, "outcome": "UNKNOWN"}
+    if import_id is not None:
+        error.extra["importId"] = import_id
     return error

@@ -36,6 +36,8 @@ __all__ = [
 UPSTREAM = "sqlrace"
 
 # .NET TimeSpan text: [-][d.]hh:mm:ss[.fffffff]; days appear once a span passes 24 h.
+_MAX_STATE_DIGITS = 18
+_DRIVE = re.compile(r"^[A-Za-z]:")
 _TIMESPAN = re.compile(r"^(-)?(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?$")
 
 
@@ -189,11 +191,25 @@ def session_key(value: Any) -> str | None:
 
 def session_state(value: Any, names: Mapping[int, str]) -> tuple[str | None, int | None]:
     """(name, code): a name as sent; an integer named only through the configured table."""
-    if type(value) is str and value.strip().lstrip("-").isdigit():
+    digits = value.strip().removeprefix("-") if type(value) is str else ""
+    # ASCII only (`²` is a digit to str.isdigit, not to int) and short (int() refuses 4,300+).
+    if digits.isascii() and digits.isdigit() and len(digits) <= _MAX_STATE_DIGITS:
         value = int(value)
     if type(value) is int:
         return names.get(value), value
     return _text(value), None
+
+
+def database_label(value: str | None, *, expose_infrastructure: bool) -> str | None:
+    """`DatabaseName` as shown: for a SQLite connection it is the file's path, which tells
+    where the server keeps its data, so only the file's name is shown unless infrastructure
+    exposure is configured (a server database's name has no directories and stays)."""
+    if value is None or expose_infrastructure:
+        return value
+    name = re.split(r"[/\\]", value.rstrip("/\\"))[-1]
+    # `C:file.ssn2` is relative to the current directory of drive C.
+    name = name.split(":")[-1] if _DRIVE.match(name) else name
+    return name or None
 
 
 def connection_record(row: Any, *, expose_infrastructure: bool) -> ConnectionRecord | None:
@@ -209,7 +225,9 @@ def connection_record(row: Any, *, expose_infrastructure: bool) -> ConnectionRec
         identifier=identifier,
         friendly_name=friendly,
         is_sqlite=_bool(f.get("issqlite")),
-        database_name=_text(f.get("databasename")),
+        database_name=database_label(
+            _text(f.get("databasename")), expose_infrastructure=expose_infrastructure
+        ),
         server_name=_text(f.get("servername")) if expose_infrastructure else None,
         root_path=_text(f.get("rootpath")) if expose_infrastructure else None,
     )
@@ -447,7 +465,7 @@ class SqlRaceProvider:
         if response.status >= 400:
             raise self.client.error_for(response)
         try:
-            return orjson.loads(response.body)
+            return response.json()
         except orjson.JSONDecodeError as exc:
             raise UpstreamUnavailable(
                 UPSTREAM, "sqlrace sent a response that is not JSON", status=response.status

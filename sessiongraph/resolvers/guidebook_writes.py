@@ -104,15 +104,12 @@ async def create_session(info: Info, values: dict[str, Any]) -> Outcome[Guideboo
     authorize(info)
     provider = read.provider(info)
     outcome: Outcome[GuidebookSessionRecord] = Outcome()
-    # The key that makes a lost answer recoverable without a second create.
-    values.setdefault("import_id", None)
-    if not values["import_id"]:
-        values["import_id"] = new_import_id()
+    chosen = _ensure_import_id(values)
     outcome.sanitized = _sanitize(values, span_style=provider.version == "v1.1")
     outcome.problems = _session_rules(values, values)
     outcome.problems += await _guide_references(info, values["guide"], values)
     if not outcome.problems:
-        await _send(outcome, lambda: provider.create_session(_wire(values)))
+        await _send(outcome, lambda: provider.create_session(_wire(values), reuse_existing=chosen))
     return outcome
 
 
@@ -211,11 +208,12 @@ async def create_schedule_track(info: Info, values: dict[str, Any]) -> Outcome[S
     authorize(info)
     provider = read.provider(info)
     outcome: Outcome[ScheduleTrackRecord] = Outcome()
+    chosen = _ensure_import_id(values)
     outcome.problems = _track_rules(values)
     if not outcome.problems and await read.loaders(info).guide.load(values["guide"]) is None:
         outcome.problems = [_missing("guideId", f"no Guidebook guide {values['guide']}")]
     if not outcome.problems:
-        await _send(outcome, lambda: provider.create_schedule_track(values))
+        await _send(outcome, lambda: provider.create_schedule_track(values, reuse_existing=chosen))
     return outcome
 
 
@@ -280,6 +278,17 @@ def _timezones() -> frozenset[str]:
 
 
 # --- shared --------------------------------------------------------------------------------
+
+
+def _ensure_import_id(values: dict[str, Any]) -> bool:
+    """The key that makes a lost create answer recoverable without a second create; the
+    provider's error names it (`extensions.importId`) when the outcome stays unknown.
+
+    True when the client chose it: a retry may carry it, so what holds it already is reused."""
+    if values.get("import_id"):
+        return True
+    values["import_id"] = new_import_id()
+    return False
 
 
 def _required(values: Mapping[str, Any], names: tuple[str, ...]) -> list[Problem]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import NotFound
+from ..errors import BadUserInput, NotFound
 from ..filtering import FilterSpec, matches
 from ..loaders import SqlRaceLoaders
 from ..providers.sqlrace import (
@@ -82,10 +82,16 @@ async def sessions(
     info: Info, connection_name: str, spec: FilterSpec, start: int, first: int
 ) -> SessionSlice:
     """Up to `first` matching sessions from upstream position `start` on."""
+    loaders = _loaders(info)
+    provider = loaders.provider
+    # Paging stops after `max_pages` pages, so no cursor this gateway gave out lies beyond:
+    # one that does was made up, and must not reach the server as a page number.
+    if start > provider.max_pages * provider.page_size:
+        raise BadUserInput("`after` is not a cursor from this list", field="after")
     edges: list[tuple[int, SqlRaceSessionRecord]] = []
     has_next = False
     # One match beyond `first` tells whether there is a next page.
-    async for position, record in _loaders(info).sessions(connection_name, start):
+    async for position, record in loaders.sessions(connection_name, start):
         if matches(record, spec):
             if len(edges) == first:
                 has_next = True

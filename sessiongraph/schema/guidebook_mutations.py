@@ -24,8 +24,18 @@ _UPSTREAM_NAMES = {
 AUTH = " Needs `Authorization: Bearer <token>` (a token whose SHA-256 is in API_TOKEN_HASHES)."
 SANITIZED = "True when descriptionHtml lost tags or attributes Guidebook does not allow."
 IMPORT_ID = (
-    "Your own id for the session. When absent the gateway generates one: it is how a create "
+    "Your own id for the object. When absent the gateway generates one: it is how a create "
     "whose answer was lost is found again instead of being sent twice."
+)
+# Every write whose answer can be lost says so the same way.
+UNKNOWN_OUTCOME = (
+    " When Guidebook's answer is lost and checking cannot settle it, the field is null with an "
+    'error whose `extensions.outcome` is "UNKNOWN": the write may or may not have happened, '
+    "so look before sending it again."
+)
+CREATE_OUTCOME = UNKNOWN_OUTCOME + (
+    " A create is first looked up by its importId (resent at most once, only when proven "
+    "absent); the error's `extensions.importId` is the importId used, also a generated one."
 )
 
 
@@ -115,7 +125,7 @@ class CreateScheduleTrackInput:
     guide_id: int
     name: str
     color: str | None = strawberry.field(default=None, description="Hex colour like #000080.")
-    import_id: str | None = None
+    import_id: str | None = strawberry.field(default=None, description=IMPORT_ID)
 
 
 @strawberry.input(description="Only the fields given are changed; null clears a field.")
@@ -204,7 +214,7 @@ def _track(outcome: write.Outcome[Any]) -> ScheduleTrack | None:
 class GuidebookMutation:
     """Guidebook create / update / delete. Nothing is sent upstream unless the input passes."""
 
-    @strawberry.mutation(description="Create a Guidebook session." + AUTH)
+    @strawberry.mutation(description="Create a Guidebook session." + CREATE_OUTCOME + AUTH)
     async def create_session(
         self, info: Info, input: CreateSessionInput
     ) -> CreateSessionPayload | None:
@@ -215,7 +225,9 @@ class GuidebookMutation:
             sanitized=outcome.sanitized,
         )
 
-    @strawberry.mutation(description="Change the given fields of a session (PATCH)." + AUTH)
+    @strawberry.mutation(
+        description="Change the given fields of a session (PATCH)." + UNKNOWN_OUTCOME + AUTH
+    )
     async def update_session(
         self, info: Info, input: UpdateSessionInput
     ) -> UpdateSessionPayload | None:
@@ -227,7 +239,7 @@ class GuidebookMutation:
             sanitized=outcome.sanitized,
         )
 
-    @strawberry.mutation(description="Delete a session." + AUTH)
+    @strawberry.mutation(description="Delete a session." + UNKNOWN_OUTCOME + AUTH)
     async def delete_session(
         self, info: Info, input: DeleteSessionInput
     ) -> DeleteSessionPayload | None:
@@ -236,7 +248,7 @@ class GuidebookMutation:
             deleted_id=outcome.deleted_id, user_errors=_user_errors(outcome)
         )
 
-    @strawberry.mutation(description="Create a schedule track." + AUTH)
+    @strawberry.mutation(description="Create a schedule track." + CREATE_OUTCOME + AUTH)
     async def create_schedule_track(
         self, info: Info, input: CreateScheduleTrackInput
     ) -> CreateScheduleTrackPayload | None:
@@ -245,7 +257,9 @@ class GuidebookMutation:
             schedule_track=_track(outcome), user_errors=_user_errors(outcome)
         )
 
-    @strawberry.mutation(description="Change the given fields of a schedule track." + AUTH)
+    @strawberry.mutation(
+        description="Change the given fields of a schedule track." + UNKNOWN_OUTCOME + AUTH
+    )
     async def update_schedule_track(
         self, info: Info, input: UpdateScheduleTrackInput
     ) -> UpdateScheduleTrackPayload | None:
@@ -255,7 +269,9 @@ class GuidebookMutation:
             schedule_track=_track(outcome), user_errors=_user_errors(outcome)
         )
 
-    @strawberry.mutation(description="Delete a schedule track (it leaves its sessions)." + AUTH)
+    @strawberry.mutation(
+        description="Delete a schedule track (it leaves its sessions)." + UNKNOWN_OUTCOME + AUTH
+    )
     async def delete_schedule_track(
         self, info: Info, input: DeleteScheduleTrackInput
     ) -> DeleteScheduleTrackPayload | None:
@@ -266,7 +282,7 @@ class GuidebookMutation:
 
     @strawberry.mutation(
         description="Change the given fields of a guide (guides cannot be created or deleted "
-        "through the Open API)." + AUTH
+        "through the Open API)." + UNKNOWN_OUTCOME + AUTH
     )
     async def update_guide(self, info: Info, input: UpdateGuideInput) -> UpdateGuidePayload | None:
         changes = _upstream_values(input, keep_nulls=True)

@@ -260,7 +260,10 @@ class Connection(Node):
     identifier: str | None
     friendly_name: str | None = strawberry.field(description="Absent from later servers.")
     is_sqlite: bool | None
-    database_name: str | None = strawberry.field(description="Database name or .ssn2 path.")
+    database_name: str | None = strawberry.field(
+        description="The server database's name, or for SQLite the .ssn2 file's name without "
+        "its directories (the full path only when SQLRACE_EXPOSE_INFRASTRUCTURE is set)."
+    )
     server_name: str | None = strawberry.field(
         description="Internal infrastructure: null unless SQLRACE_EXPOSE_INFRASTRUCTURE is set."
     )

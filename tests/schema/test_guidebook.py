@@ -435,6 +435,136 @@ def test_a_create_dropped_before_it_arrived_is_sent_once_more(
     assert upstream_sessions(sandbox, import_id="never-1")["count"] == 0
 
 
+SESSIONS_PATH = "/open-api/v1/sessions/"
+TRACKS_PATH = "/open-api/v1/schedule-tracks/"
+CREATE_TRACK = """
+mutation ($input: CreateScheduleTrackInput!) {
+  createScheduleTrack(input: $input) { scheduleTrack { guidebookId importId } userErrors { code } }
+}"""
+
+
+def lose_writes_and_lookups(sandbox: Sandbox, path: str) -> None:
+    """Every write lands but its answer is lost, and so is every look-up that follows."""
+    sandbox.faults(
+        "guidebook", drop_rate=1.0, drop_phase="after", methods=["POST", "GET"], path_prefix=path
+    )
+
+
+def upstream_count(sandbox: Sandbox, collection: str, import_id: str) -> int:
+    response = httpx.get(
+        sandbox.base_url("guidebook") + f"/{collection}/",
+        params={"guide": CDC, "import_id": import_id},
+        headers={"Authorization": f"JWT {KEY}"},
+    )
+    response.raise_for_status()
+    return int(response.json()["count"])
+
+
+def test_a_create_whose_look_up_fails_too_reports_an_unknown_outcome(
+    gateway: Gateway, sandbox: Sandbox
+) -> None:
+    lose_writes_and_lookups(sandbox, SESSIONS_PATH)
+    result = gateway.query(CREATE, {"input": new_session()}, **BEARER)
+    (error,) = result["errors"]
+    assert error["path"] == ["createSession"]
+    extensions = error["extensions"]
+    assert (extensions["code"], extensions["outcome"]) == ("UPSTREAM_UNAVAILABLE", "UNKNOWN")
+    key = extensions["importId"]
+    assert key.startswith("sessiongraph-")
+    assert key in error["message"]
+    stats = sandbox.stats("guidebook")["by_method_path"]
+    assert stats[f"POST {SESSIONS_PATH}"] == 1  # never resent while the outcome is unknown
+    assert stats[f"GET {SESSIONS_PATH}"] >= 3  # the look-up had retries of its own
+    sandbox.faults("guidebook")
+    assert upstream_count(sandbox, "sessions", key) == 1
+    # The client retries with the key it was given: the session is found, nothing is sent.
+    retried = create(gateway, importId=key)
+    assert retried["userErrors"] == []
+    assert retried["session"]["importId"] == key
+    assert upstream_count(sandbox, "sessions", key) == 1
+    assert sandbox.stats("guidebook")["by_method_path"][f"POST {SESSIONS_PATH}"] == 1
+
+
+def test_a_create_with_a_chosen_import_id_sends_nothing_when_it_cannot_check_first(
+    gateway: Gateway, sandbox: Sandbox
+) -> None:
+    lose_writes_and_lookups(sandbox, SESSIONS_PATH)
+    result = gateway.query(CREATE, {"input": new_session(importId="chosen-1")}, **BEARER)
+    (error,) = result["errors"]
+    assert error["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+    assert "outcome" not in error["extensions"]  # nothing was written
+    assert f"POST {SESSIONS_PATH}" not in sandbox.stats("guidebook")["by_method_path"]
+    sandbox.faults("guidebook")
+    assert create(gateway, importId="chosen-1")["session"]["importId"] == "chosen-1"
+    assert create(gateway, importId="chosen-1")["session"]["importId"] == "chosen-1"
+    assert upstream_count(sandbox, "sessions", "chosen-1") == 1
+
+
+def test_a_track_create_whose_look_up_fails_too_reports_an_unknown_outcome(
+    gateway: Gateway, sandbox: Sandbox
+) -> None:
+    lose_writes_and_lookups(sandbox, TRACKS_PATH)
+    variables: dict[str, Any] = {"input": {"guideId": CDC, "name": "Robotics"}}
+    (error,) = gateway.query(CREATE_TRACK, variables, **BEARER)["errors"]
+    assert error["extensions"]["outcome"] == "UNKNOWN"
+    key = error["extensions"]["importId"]
+    sandbox.faults("guidebook")
+    variables["input"]["importId"] = key
+    again = data(gateway.query(CREATE_TRACK, variables, **BEARER))["createScheduleTrack"]
+    assert again["scheduleTrack"]["importId"] == key
+    assert upstream_count(sandbox, "schedule-tracks", key) == 1
+
+
+def test_a_lost_track_create_answer_is_found_by_its_import_id(
+    gateway: Gateway, sandbox: Sandbox
+) -> None:
+    sandbox.faults("guidebook", drop_rate=1.0, drop_phase="after", methods=["POST"])
+    variables = {"input": {"guideId": CDC, "name": "Quantum"}}
+    created = data(gateway.query(CREATE_TRACK, variables, **BEARER))["createScheduleTrack"]
+    generated = created["scheduleTrack"]["importId"]
+    assert generated.startswith("sessiongraph-")
+    sandbox.faults("guidebook")
+    assert upstream_count(sandbox, "schedule-tracks", generated) == 1
+
+
+def test_an_update_whose_answer_is_lost_is_never_resent(gateway: Gateway, sandbox: Sandbox) -> None:
+    session_id = create(gateway, importId="update-lost-1")["session"]["guidebookId"]
+    sandbox.faults("guidebook", drop_rate=1.0, drop_phase="after", methods=["PATCH"])
+    result = gateway.query(UPDATE, {"input": {"id": session_id, "name": "Renamed"}}, **BEARER)
+    (error,) = result["errors"]
+    assert error["extensions"]["outcome"] == "UNKNOWN"
+    assert sandbox.stats("guidebook")["by_method_path"][f"PATCH {SESSIONS_PATH}{session_id}/"] == 1
+    sandbox.faults("guidebook")
+    assert upstream_sessions(sandbox, import_id="update-lost-1")["results"][0]["name"] == "Renamed"
+
+
+def test_a_delete_whose_answer_is_lost_succeeds_once_the_session_is_gone(
+    gateway: Gateway, sandbox: Sandbox
+) -> None:
+    session_id = create(gateway, importId="delete-lost-1")["session"]["guidebookId"]
+    sandbox.faults("guidebook", drop_rate=1.0, drop_phase="after", methods=["DELETE"])
+    deleted = data(gateway.query(DELETE, {"id": session_id}, **BEARER))["deleteSession"]
+    assert deleted == {"deletedId": session_id, "userErrors": []}
+    sandbox.faults("guidebook")
+    assert upstream_sessions(sandbox, import_id="delete-lost-1")["count"] == 0
+
+
+def test_a_delete_whose_answer_and_check_are_lost_reports_an_unknown_outcome(
+    gateway: Gateway, sandbox: Sandbox
+) -> None:
+    session_id = create(gateway, importId="delete-lost-2")["session"]["guidebookId"]
+    sandbox.faults(
+        "guidebook",
+        drop_rate=1.0,
+        drop_phase="after",
+        methods=["DELETE", "GET"],
+        path_prefix=f"{SESSIONS_PATH}{session_id}/",
+    )
+    (error,) = gateway.query(DELETE, {"id": session_id}, **BEARER)["errors"]
+    assert error["extensions"]["outcome"] == "UNKNOWN"
+    assert sandbox.stats("guidebook")["by_method_path"][f"DELETE {SESSIONS_PATH}{session_id}/"] == 1
+
+
 @pytest.mark.parametrize(
     ("headers", "code"),
     [

@@ -143,3 +143,42 @@ def test_bad_representations_fail_alone(gateway: Gateway) -> None:
     assert result["data"]["_entities"][1:] == [None] * 5
     assert sorted(e["path"][1] for e in result["errors"]) == [1, 2, 3, 4, 5]
     assert {e["extensions"]["code"] for e in result["errors"]} == {"BAD_USER_INPUT"}
+
+
+@pytest.mark.parametrize(
+    ("type_name", "collection", "keys"),
+    [
+        ("GuidebookSession", "sessions", [4120337, 4120338, 4120339]),
+        ("ScheduleTrack", "schedule-tracks", [301101, 301102, 301103]),
+        ("Location", "locations", [77014, 77015, 77016]),
+        ("Guide", "guides", [58214, 58377]),
+    ],
+)
+def test_one_failing_id_fails_alone(
+    make_gateway: Any, sandbox: Sandbox, type_name: str, collection: str, keys: list[int]
+) -> None:
+    gateway = make_gateway(retry_attempts=0)
+    failing = keys[-1]
+    sandbox.faults(
+        "guidebook",
+        error_rate=1.0,
+        error_status=503,
+        path_prefix=f"/open-api/v1/{collection}/{failing}/",
+    )
+    ids = [encode_id(type_name, key) for key in keys]
+
+    for query, variables in (
+        (NODES, {"ids": ids}),
+        (
+            "query($r: [_Any!]!) { _entities(representations: $r) { __typename } }",
+            {"r": [{"__typename": type_name, "id": i} for i in ids]},
+        ),
+    ):
+        result = gateway.query(query, variables)
+        found = next(iter(result["data"].values()))
+        assert [n["__typename"] if n else None for n in found] == [type_name] * (len(keys) - 1) + [
+            None
+        ]
+        (error,) = result["errors"]
+        assert error["path"][1] == len(keys) - 1
+        assert error["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"

@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from sessiongraph.sandbox.sqlrace import create_app
+from sessiongraph.schema.pagination import encode_cursor
 from tests._servers import Gateway, LoopThread, Sandbox
 
 STATE_NAMES = "0=Created,1=Exporting,2=Historical,3=Indexed,4=Live,5=LiveNotInServer"
@@ -67,6 +68,8 @@ def test_connections_without_infrastructure(gateway: Gateway) -> None:
     assert list(rows) == ["Season2024", "Simulator", "Live Session Cache"]
     assert rows["Live Session Cache"]["isSqlite"] is True
     assert rows["Season2024"]["databaseName"] == "SQLRACE2024"
+    # A SQLite connection's database name is its file path: only the file's name is shown.
+    assert rows["Live Session Cache"]["databaseName"] == "LiveSessionCache.ssn2"
     assert all(c["serverName"] is None and c["rootPath"] is None for c in rows.values())
 
 
@@ -77,6 +80,21 @@ def test_infrastructure_when_configured(make_gateway: Any) -> None:
         "serverName": "SQLRACE-DB01\\SQLEXPRESS",
         "rootPath": "D:\\SQLRace_Filestream",
     }
+    cache = gateway.query('{ connection(name: "Live Session Cache") { databaseName } }')
+    assert cache["data"]["connection"]["databaseName"].endswith("\\SQL Race\\LiveSessionCache.ssn2")
+
+
+@pytest.mark.parametrize("position", [10**7, 2**62, 10_001 * 500])
+def test_a_forged_cursor_is_bad_input_and_never_sent(
+    gateway: Gateway, sandbox: Sandbox, position: int
+) -> None:
+    cursor = encode_cursor(position)
+    result = gateway.query(SESSIONS, {"name": "Season2024", "first": 5, "after": cursor})
+    (error,) = result["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["field"] == "after"
+    assert "SESSIONGRAPH" not in error["message"]  # no operator advice for a client's mistake
+    assert not any("/sessions" in p for p in sandbox.stats("sqlrace")["by_method_path"])
 
 
 def test_one_token_serves_many_requests(make_gateway: Any, sandbox: Sandbox) -> None:
