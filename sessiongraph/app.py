@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
@@ -35,6 +35,13 @@ from .cache import (
 )
 from .config import Settings
 from .errors import SessionGraphError
+from .http_caching import (
+    NO_STORE,
+    NOT_FOUND_CACHE_CONTROL,
+    cache_control,
+    entity_tag,
+    matches_entity_tag,
+)
 from .loaders import Loaders
 from .metrics import GRAPHQL_DURATION, GRAPHQL_REQUESTS, metrics_endpoint, operation_label
 from .middleware import (
@@ -46,6 +53,7 @@ from .middleware import (
     graphql_error_response,
     wants_ide_page,
 )
+from .persisted import PersistedQueries, TrustedDocuments
 from .playground import assets_mount, playground_response
 from .providers import Providers, UpstreamStatus, build_providers
 from .schema.build import build_schema
@@ -54,17 +62,41 @@ from .schema.errors import classify
 
 __all__ = ["create_app", "create_served_app"]
 
+# What browsers may send: Apollo's preflight headers, credentials (ours and a caller's own
+# Guidebook key), request ids and trace context.
+CORS_REQUEST_HEADERS = (
+    "Apollo-Require-Preflight",
+    "X-Apollo-Operation-Name",
+    "Authorization",
+    "Content-Type",
+    "X-Request-ID",
+    "X-Guidebook-Api-Key",
+    "traceparent",
+)
 _HTTP_ERROR_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 class GraphQLView(GraphQL[Context, None]):
     """strawberry's ASGI view with our context, orjson, and GraphQL-shaped HTTP errors."""
 
-    def __init__(self, schema: BaseSchema, settings: Settings, providers: Providers) -> None:
+    def __init__(
+        self,
+        schema: BaseSchema,
+        settings: Settings,
+        providers: Providers,
+        persisted: PersistedQueries,
+    ) -> None:
         super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None)
         self.settings = settings
         self.providers = providers
         self.results = ResultCache(providers.cache)
+        self.persisted = persisted
+        # What an answer depends on besides the URL and body: the media type asked for, and
+        # the credentials that change what a caller may see.
+        self._vary = ", ".join(
+            ("Accept", "X-Guidebook-Api-Key")
+            + (("Authorization",) if settings.require_token_for_queries else ())
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,18 +104,39 @@ class GraphQLView(GraphQL[Context, None]):
             return
         started = time.perf_counter()
         facts = requestctx.current() or requestctx.start(requestctx.new_request_id(None))
+        if scope["method"] == "HEAD":
+            # HEAD answers exactly like GET, without the body (RFC 9110 9.3.2).
+            scope = {**scope, "method": "GET"}
+            send = _without_body(send)
         scope = _normalized_media_types(scope)
         media_type = _response_media_type(scope)
+        response: Response | None = None
         if self.settings.require_token_for_queries and not wants_ide_page(scope):
-            refused = self._credential_refusal(scope, media_type)
-            if refused is not None:
+            response = self._credential_refusal(scope, media_type)
+            if response is not None:
                 facts.outcome = "rejected"
-                self._observe(facts, started)
-                await refused(scope, receive, send)
-                return
+        if response is None:
+            response = await self._answer(scope, receive, media_type, facts)
+        response.headers.setdefault("cache-control", NO_STORE)
+        self._observe(facts, started)
+        await response(scope, receive, send)
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, media_type: str, facts: requestctx.RequestFacts
+    ) -> Response:
+        body = b""
+        if scope["method"] == "POST":
+            body = await _read_body(receive)
+            receive = _replay(body)
+        try:
+            scope, body = await self._expand_persisted(scope, body)
+        except SessionGraphError as exc:
+            facts.outcome = "rejected"
+            return _persisted_refusal(exc, media_type)
+        if scope["method"] == "POST":
+            receive = _replay(body)
         key: str | None = None
         if self.results.enabled and _replayable(scope):
-            body = await _read_body(receive)
             headers = dict(scope["headers"])
             request_bytes = b"\n".join(
                 (scope.get("query_string", b""), headers.get(b"accept", b""), body)
@@ -95,10 +148,8 @@ class GraphQLView(GraphQL[Context, None]):
             if cached is not None:
                 facts.outcome = "replayed"
                 facts.operation = _operation_name(scope, body)
-                self._observe(facts, started)
-                await Response(cached, media_type=media_type)(scope, receive, send)
-                return
-            receive = _replay(body)
+                replayed = Response(cached[0], media_type=media_type)
+                return self._http_cached(scope, replayed, cached[1])
         trace = start_trace()
         invalidations = self.providers.cache.invalidations
         try:
@@ -109,7 +160,13 @@ class GraphQLView(GraphQL[Context, None]):
                     current.set_attribute("graphql.outcome", facts.outcome)
         except HTTPException as exc:
             code = _HTTP_ERROR_CODES.get(exc.status_code, "BAD_REQUEST")
-            response = graphql_error_response(exc.status_code, exc.reason, code)
+            status = exc.status_code
+            if exc.reason.startswith("Unknown operation named"):
+                # strawberry looks the operation up before any extension sees the document;
+                # a request error like the others (200 under plain JSON).
+                code = "OPERATION_RESOLUTION_FAILURE"
+                status = 400 if media_type != "application/json" else 200
+            response = graphql_error_response(status, exc.reason, code)
             facts.outcome = "rejected"
             trace.spoil()
         if response.media_type == "application/json" and media_type != "application/json":
@@ -117,10 +174,42 @@ class GraphQLView(GraphQL[Context, None]):
             response.headers["content-type"] = media_type
             if facts.outcome == "rejected" and response.status_code == 200:
                 response.status_code = 400
+        if isinstance(response, StreamingResponse) or not trace.cacheable:
+            return response
         if key is not None and response.status_code == 200:
             await self.results.put(key, bytes(response.body), trace, invalidations)
-        self._observe(facts, started)
-        await response(scope, receive, send)
+        return self._http_cached(scope, response, trace.fresh_until)
+
+    async def _expand_persisted(self, scope: Scope, body: bytes) -> tuple[Scope, bytes]:
+        if scope["method"] == "GET":
+            query_string = scope.get("query_string", b"")
+            expanded = await self.persisted.expand_query_string(query_string)
+            return (
+                {**scope, "query_string": expanded} if expanded is not query_string else scope
+            ), body
+        content_type = dict(scope["headers"]).get(b"content-type", b"")
+        if content_type.startswith(b"application/json"):
+            return scope, await self.persisted.expand_body(body)
+        return scope, body
+
+    def _http_cached(self, scope: Scope, response: Response, fresh_until: float) -> Response:
+        """A successful query answer: how long it may be reused, its ETag, or a 304."""
+        if response.status_code != 200:
+            return response
+        max_age = min(float(self.settings.http_max_age_seconds), fresh_until - time.time())
+        headers = dict(scope["headers"])
+        private = self.settings.require_token_for_queries or b"x-guidebook-api-key" in headers
+        tag = entity_tag(bytes(response.body))
+        caching = {
+            "Cache-Control": cache_control(max_age, private=private),
+            "ETag": tag,
+            "Vary": self._vary,
+        }
+        if_none_match = headers.get(b"if-none-match", b"").decode("latin-1")
+        if matches_entity_tag(if_none_match, tag):
+            return Response(status_code=304, headers=caching)
+        response.headers.update(caching)
+        return response
 
     def _credential_refusal(self, scope: Scope, media_type: str) -> Response | None:
         """REQUIRE_TOKEN_FOR_QUERIES: anonymous callers learn nothing, not even schema hints,
@@ -176,6 +265,11 @@ class GraphQLView(GraphQL[Context, None]):
             body["extensions"] = {**(body.get("extensions") or {}), "warnings": warnings}
         return body
 
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A browser navigating to `/graphql?query=…` gets the page with that query, unrun.
+        browser = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+        return browser or super().should_render_graphql_ide(request)
+
     async def render_graphql_ide(self, request: Request) -> Response:
         # Our GraphiQL page and assets, not strawberry's, which load from a CDN.
         return playground_response()
@@ -194,7 +288,15 @@ class GraphQLView(GraphQL[Context, None]):
 
 
 _PRE_EXECUTION_CODES = frozenset(
-    {"GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "QUERY_TOO_COMPLEX"}
+    {
+        "GRAPHQL_PARSE_FAILED",
+        "GRAPHQL_VALIDATION_FAILED",
+        "BAD_USER_INPUT",
+        "QUERY_TOO_COMPLEX",
+        "OPERATION_RESOLUTION_FAILURE",
+        "PERSISTED_QUERY_NOT_FOUND",
+        "PERSISTED_QUERY_NOT_IN_LIST",
+    }
 )
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -286,6 +388,25 @@ async def _read_body(receive: Receive) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _persisted_refusal(exc: SessionGraphError, media_type: str) -> Response:
+    # Apollo's clients expect PERSISTED_QUERY_NOT_FOUND with 200 whatever the media type.
+    not_found = exc.code == "PERSISTED_QUERY_NOT_FOUND"
+    status = 200 if not_found or media_type == "application/json" else 400
+    response = graphql_error_response(status, exc.message, exc.code)
+    response.headers["content-type"] = media_type
+    response.headers["cache-control"] = NOT_FOUND_CACHE_CONTROL if not_found else NO_STORE
+    return response
+
+
+def _without_body(send: Send) -> Send:
+    async def send_headers_only(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return send_headers_only
 
 
 def _replay(body: bytes) -> Receive:
@@ -383,12 +504,28 @@ async def healthz(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+def build_persisted_queries(settings: Settings, providers: Providers) -> PersistedQueries:
+    """Raises TrustedDocumentsError at start-up for a file that cannot be used."""
+    trusted = (
+        TrustedDocuments.load(settings.persisted_documents_file)
+        if settings.persisted_documents_file is not None
+        else None
+    )
+    return PersistedQueries(
+        providers.cache.backend,
+        apq=settings.persisted_queries,
+        trusted=trusted,
+        only_trusted=settings.persisted_documents_only,
+        max_entries=settings.persisted_queries_max_entries,
+    )
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     tracing.enable(settings.tracing)
     providers = build_providers(settings)
     schema = build_schema(settings)
-    view = GraphQLView(schema, settings, providers)
+    view = GraphQLView(schema, settings, providers, build_persisted_queries(settings, providers))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -409,10 +546,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.cors_origins,
-                allow_methods=["GET", "POST", "OPTIONS"],
-                allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
-                max_age=600,
-                expose_headers=["X-Request-ID"],
+                allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
+                allow_headers=list(CORS_REQUEST_HEADERS),
+                max_age=settings.cors_max_age_seconds,
+                expose_headers=["X-Request-ID", "ETag"],
             )
         )
     if settings.csrf_prevention:

@@ -37,7 +37,14 @@ def _parser() -> argparse.ArgumentParser:
         default=int(os.environ.get(ENV_PREFIX + "WORKERS", "1")),
         help="worker processes (default: $SESSIONGRAPH_WORKERS or 1)",
     )
-    commands.add_parser("schema", help="print the GraphQL SDL")
+    schema = commands.add_parser(
+        "schema", help="print the client-facing GraphQL SDL (the checked-in schema.graphql)"
+    )
+    schema.add_argument(
+        "--federation",
+        action="store_true",
+        help="print the federation subgraph SDL instead (the checked-in subgraph.graphql)",
+    )
     sandbox = commands.add_parser("sandbox", help="run only the emulators")
     sandbox.add_argument("--host", default="127.0.0.1")
     return parser
@@ -124,8 +131,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command == "schema":
         from .schema.build import build_schema
+        from .schema.sdl import client_sdl, subgraph_sdl
 
-        sys.stdout.write(build_schema().as_str() + "\n")
+        printer = subgraph_sdl if args.federation else client_sdl
+        sys.stdout.write(printer(build_schema()) + "\n")
     elif args.command == "sandbox":
         from .sandbox._runner import serve_forever
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -123,7 +124,18 @@ class Settings(BaseSettings):
     cache_stale_seconds: float = Field(default=300, ge=0)
     # ...and for this long beyond that, with a warning, when the upstream fails.
     cache_grace_seconds: float = Field(default=86400, ge=0)
+    # The longest `max-age` a query answer advertises to browsers and CDNs (0: never cached).
+    http_max_age_seconds: int = Field(default=300, ge=0)
+    # Apollo's automatic persisted queries, kept in the cache backend (shared through Redis).
+    persisted_queries: bool = True
+    persisted_queries_max_entries: int = Field(default=10_000, ge=1)
+    # Trusted documents: an Apollo manifest or a `{hash: document}` map; with `..._ONLY`
+    # every other document is refused.
+    persisted_documents_file: Path | None = None
+    persisted_documents_only: bool = False
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # How long browsers may reuse a preflight's answer (Chromium caps it at 2 h).
+    cors_max_age_seconds: int = Field(default=7200, ge=0)
     # Refuse GraphQL requests a browser could send cross-site without a preflight (Apollo's rule).
     csrf_prevention: bool = True
     graphiql: bool = True

@@ -6,6 +6,9 @@ SessionGraphError
 ├── Unauthenticated           UNAUTHENTICATED
 ├── Forbidden                 FORBIDDEN
 ├── QueryTooComplex           QUERY_TOO_COMPLEX
+├── PersistedQueryNotFound    PERSISTED_QUERY_NOT_FOUND
+├── PersistedQueryNotInList   PERSISTED_QUERY_NOT_IN_LIST
+├── OperationResolutionFailure OPERATION_RESOLUTION_FAILURE
 └── UpstreamError             (extensions.upstream, extensions.status)
     ├── UpstreamNotConfigured UPSTREAM_NOT_CONFIGURED
     ├── UpstreamUnavailable   UPSTREAM_UNAVAILABLE
@@ -23,6 +26,9 @@ __all__ = [
     "BadUserInput",
     "Forbidden",
     "NotFound",
+    "OperationResolutionFailure",
+    "PersistedQueryNotFound",
+    "PersistedQueryNotInList",
     "QueryTooComplex",
     "SessionGraphError",
     "Unauthenticated",
@@ -58,6 +64,21 @@ class BadUserInput(SessionGraphError):
 
 class NotFound(SessionGraphError):
     code = "NOT_FOUND"
+
+
+class PersistedQueryNotFound(SessionGraphError):
+    """A hash-only request whose document this gateway does not hold (yet): the client
+    resends it with the document (Apollo's APQ protocol)."""
+
+    code = "PERSISTED_QUERY_NOT_FOUND"
+
+
+class PersistedQueryNotInList(SessionGraphError):
+    code = "PERSISTED_QUERY_NOT_IN_LIST"
+
+
+class OperationResolutionFailure(SessionGraphError):
+    code = "OPERATION_RESOLUTION_FAILURE"
 
 
 class Unauthenticated(SessionGraphError):

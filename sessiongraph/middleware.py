@@ -26,8 +26,12 @@ def graphql_error_response(
     status: int, message: str, code: str, headers: dict[str, str] | None = None
 ) -> Response:
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    # A refusal is about one request; no cache may hand it to another.
     return Response(
-        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+        orjson.dumps(body),
+        status_code=status,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store", **(headers or {})},
     )
 
 
@@ -86,10 +90,10 @@ CSRF_MESSAGE = (
 
 
 class CsrfPrevention:
-    """Apollo's rule: GraphQL requests must be ones a browser would have preflighted.
+    """Apollo's rule for POSTs: they must be ones a browser would have preflighted.
 
-    The GraphiQL page itself (a plain browser GET asking for HTML) is not an operation and
-    stays reachable.
+    GET and HEAD run queries only, and nothing here authenticates by cookie, so a cross-site
+    GET can do no more than any client can; they are never refused.
     """
 
     def __init__(self, app: ASGIApp, path: str = "/graphql") -> None:
@@ -105,25 +109,22 @@ class CsrfPrevention:
 
     @staticmethod
     def _safe(scope: Scope) -> bool:
-        if scope["method"] not in ("GET", "POST"):
-            return True  # refused elsewhere (405); nothing runs
+        if scope["method"] != "POST":
+            return True  # GET and HEAD run queries only; other methods are refused (405)
         headers = dict(scope["headers"])
         if any(headers.get(name, b"").strip() for name in _PREFLIGHT_HEADERS):
             return True
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if media_type not in _SIMPLE_TYPES:
-            return True
-        return wants_ide_page(scope)
+        return media_type not in _SIMPLE_TYPES
 
 
 def wants_ide_page(scope: Scope) -> bool:
-    """A browser asking for the GraphiQL page: no operation runs."""
-    headers = dict(scope["headers"])
-    return (
-        scope["method"] == "GET"
-        and b"text/html" in headers.get(b"accept", b"")
-        and b"query=" not in scope.get("query_string", b"")
-    )
+    """A browser navigating to `/graphql` (perhaps with `?query=…` for the editor) asks for
+    HTML: it gets the GraphiQL page and no operation runs. API clients never ask for HTML."""
+    if scope["method"] not in ("GET", "HEAD"):
+        return False
+    accept = dict(scope["headers"]).get(b"accept", b"").lower()
+    return b"text/html" in accept
 
 
 class BodySizeLimit:

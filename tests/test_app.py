@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests._servers import Gateway, Sandbox
 
@@ -70,19 +71,107 @@ def test_get_never_runs_mutations(gateway: Gateway) -> None:
     assert response.json()["errors"][0]["extensions"]["code"]
 
 
-def test_simple_requests_are_refused_as_csrf(gateway: Gateway, sandbox: Sandbox) -> None:
+def test_simple_posts_are_refused_as_csrf(gateway: Gateway, sandbox: Sandbox) -> None:
     query = "{ meeting(key: 1216) { countryName } }"
     attempts = [
-        gateway.http.get("/graphql", params={"query": query}),
         gateway.http.post(
             "/graphql", content=f'{{"query": "{query}"}}', headers={"Content-Type": "text/plain"}
         ),
         gateway.http.post("/graphql", data={"query": query}),
+        gateway.http.post("/graphql", content=f'{{"query": "{query}"}}'),
     ]
     for response in attempts:
         assert response.status_code == 400
         assert code_of(response.json()) == "CSRF_PREVENTED"
+        assert response.headers["cache-control"] == "no-store"
     assert sandbox.requests("openf1") == 0
+
+
+@pytest.mark.parametrize("headers", [{}, {"Accept": "*/*"}, {"Content-Type": "text/plain"}])
+def test_get_is_never_refused_as_csrf(gateway: Gateway, headers: dict[str, str]) -> None:
+    # urql's default client sends queries as GET without a Content-Type.
+    query = "{ meeting(key: 1216) { countryName } }"
+    response = gateway.http.get("/graphql", params={"query": query}, headers=headers)
+    assert response.json() == {"data": {"meeting": {"countryName": "Belgium"}}}
+
+
+def test_a_browser_opening_a_query_link_gets_the_playground(
+    gateway: Gateway, sandbox: Sandbox
+) -> None:
+    response = gateway.http.get(
+        "/graphql",
+        params={"query": "{ meeting(key: 1216) { countryName } }"},
+        headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert sandbox.requests("openf1") == 0  # shown in the editor, not run
+
+
+def test_cors_preflights_allow_the_clients_headers(make_gateway: Any) -> None:
+    origin = "https://app.example"
+    gateway = make_gateway(cors_origins=[origin])
+    asked = (
+        "apollo-require-preflight,x-apollo-operation-name,authorization,content-type,"
+        "x-request-id,x-guidebook-api-key,traceparent"
+    )
+    response = gateway.http.options(
+        "/graphql",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": asked,
+        },
+    )
+    assert response.status_code == 200, response.text
+    allowed = {
+        h.strip().lower() for h in response.headers["access-control-allow-headers"].split(",")
+    }
+    assert set(asked.split(",")) <= allowed
+    assert int(response.headers["access-control-max-age"]) >= 600
+    refused = gateway.http.options(
+        "/graphql",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert refused.status_code == 400
+    answer = gateway.http.get(
+        "/graphql",
+        params={"query": "{ __typename }"},
+        headers={"Origin": origin, "Apollo-Require-Preflight": "true"},
+    )
+    assert answer.headers["access-control-allow-origin"] == origin
+    assert "etag" in answer.headers["access-control-expose-headers"].lower()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"query": "query A { __typename } query B { __typename }"}, "several operations"),
+        ({"query": "{ __typename } query B { __typename }"}, "several operations"),
+        ({"query": "query A { __typename }", "operationName": "B"}, "B"),
+        (
+            {"query": "query A { __typename } mutation B { __typename }", "operationName": "C"},
+            "C",
+        ),
+    ],
+)
+def test_operations_that_cannot_be_resolved_are_refused(
+    gateway: Gateway, body: dict[str, Any], message: str
+) -> None:
+    spec = {"Accept": "application/graphql-response+json"}
+    refused = gateway.http.post("/graphql", json=body, headers=spec)
+    assert refused.status_code == 400
+    (error,) = refused.json()["errors"]
+    assert error["extensions"]["code"] == "OPERATION_RESOLUTION_FAILURE"
+    assert message in error["message"]
+    legacy = gateway.http.post("/graphql", json=body)
+    assert legacy.status_code == 200
+    assert code_of(legacy.json()) == "OPERATION_RESOLUTION_FAILURE"
+    chosen = gateway.http.post(
+        "/graphql",
+        json={"query": "query A { __typename } query B { __typename }", "operationName": "B"},
+    )
+    assert chosen.json() == {"data": {"__typename": "Query"}}
 
 
 def test_csrf_prevention_can_be_switched_off(make_gateway: Any) -> None:

@@ -18,12 +18,32 @@ from sessiongraph.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_checked_in_schema_is_current(capsys: pytest.CaptureFixture[str]) -> None:
-    main(["schema"])
+@pytest.mark.parametrize(
+    ("flags", "file"), [([], "schema.graphql"), (["--federation"], "subgraph.graphql")]
+)
+def test_checked_in_schemas_are_current(
+    capsys: pytest.CaptureFixture[str], flags: list[str], file: str
+) -> None:
+    main(["schema", *flags])
     printed = capsys.readouterr().out
-    assert printed == (ROOT / "schema.graphql").read_text(), (
-        "schema.graphql is stale: run `sessiongraph schema > schema.graphql`"
+    assert printed == (ROOT / file).read_text(), (
+        f"{file} is stale: run `sessiongraph schema {' '.join(flags)} > {file}`"
     )
+
+
+def test_the_client_schema_is_plain_graphql() -> None:
+    from graphql import build_schema
+
+    text = (ROOT / "schema.graphql").read_text()
+    schema = build_schema(text)  # graphql-core refuses unknown directives such as @key
+    assert "_Any" not in schema.type_map
+    assert "_entities" not in schema.query_type.fields  # type: ignore[union-attr]
+    assert "@link" not in text
+    date_time = schema.type_map["DateTime"]
+    assert "rfc3339" in (date_time.specified_by_url or "")  # type: ignore[attr-defined]
+    federated = (ROOT / "subgraph.graphql").read_text()
+    assert "@link(" in federated
+    assert "@key(" in federated
 
 
 def test_console_script_prints_the_schema() -> None:

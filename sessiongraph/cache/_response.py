@@ -270,7 +270,9 @@ class ResponseCache:
         finally:
             if backend is not None and claimed:
                 await backend.unlock(key)
-        freshness = policy(response) if self.backend is not None else None
+        # Worked out even with no backend: answers built from this read say how long they
+        # stay fresh (`Cache-Control`), whether or not the gateway keeps it.
+        freshness = policy(response)
         if freshness is None or freshness.fresh_seconds <= 0:
             return response
         if generations != [self._generations[tag] for tag in tags]:
@@ -284,9 +286,9 @@ class ResponseCache:
             fresh_until=now + freshness.fresh_seconds,
             stale_until=now + freshness.fresh_seconds + freshness.stale_seconds,
         )
-        assert self.backend is not None
-        keep = freshness.fresh_seconds + freshness.stale_seconds + self.grace_seconds
-        await self.backend.set(key, stored.encode(), keep, tags)
+        if self.backend is not None:
+            keep = freshness.fresh_seconds + freshness.stale_seconds + self.grace_seconds
+            await self.backend.set(key, stored.encode(), keep, tags)
         return stored
 
     async def _wait_for_fill(self, backend: CacheBackend, key: str) -> Stored | None:

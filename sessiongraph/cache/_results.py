@@ -8,6 +8,7 @@ dropped by the same tags, so it is never staler than the reads it was computed f
 from __future__ import annotations
 
 import hashlib
+import struct
 import time
 
 from ._response import ReadTrace, ResponseCache
@@ -15,6 +16,8 @@ from ._response import ReadTrace, ResponseCache
 __all__ = ["ResultCache"]
 
 RESULT_TAG = "graphql-results"
+# Each stored body is preceded by the instant it stops being fresh (for `Cache-Control`).
+_FRESH_UNTIL = struct.Struct("!d")
 
 
 class ResultCache:
@@ -34,14 +37,17 @@ class ResultCache:
             digest.update(part)
         return "graphql|" + digest.hexdigest()
 
-    async def get(self, key: str) -> bytes | None:
+    async def get(self, key: str) -> tuple[bytes, float] | None:
+        """The stored body and the instant it stops being fresh."""
         backend = self.responses.backend
         if backend is None:
             return None
         found = await backend.get(key)
-        if found is not None:
-            self.responses.count("graphql", "hit")
-        return found
+        if found is None or len(found) < _FRESH_UNTIL.size:
+            return None
+        self.responses.count("graphql", "hit")
+        (fresh_until,) = _FRESH_UNTIL.unpack_from(found)
+        return found[_FRESH_UNTIL.size :], fresh_until
 
     async def put(self, key: str, body: bytes, trace: ReadTrace, invalidations: int) -> None:
         backend = self.responses.backend
@@ -52,5 +58,6 @@ class ResultCache:
         ttl = trace.fresh_until - time.time()
         if ttl < self.min_seconds:
             return
-        await backend.set(key, body, ttl, (*trace.tags, RESULT_TAG))
+        stored = _FRESH_UNTIL.pack(trace.fresh_until) + body
+        await backend.set(key, stored, ttl, (*trace.tags, RESULT_TAG))
         self.responses.count("graphql", "stored")

@@ -43,7 +43,14 @@ from strawberry.schema.schema import validate_document
 
 from .. import requestctx
 
-__all__ = ["DocumentGuard", "DocumentLimits", "Estimate", "estimate", "measure"]
+__all__ = [
+    "DocumentGuard",
+    "DocumentLimits",
+    "Estimate",
+    "estimate",
+    "measure",
+    "operation_resolution_errors",
+]
 
 # Above any limit a server would configure; keeps sums of exponential shapes small integers.
 _CAP = 10**15
@@ -181,6 +188,25 @@ def selected_operations(
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     chosen = [o for o in operations if operation_name and o.name and o.name.value == operation_name]
     return chosen or operations
+
+
+def operation_resolution_errors(
+    document: DocumentNode, operation_name: str | None
+) -> list[GraphQLError]:
+    """The spec's GetOperation: an operationName the document lacks, or several operations
+    and no name to choose by, is the request's error (never "run the first one")."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    message = None
+    if operation_name is not None:
+        if not any(o.name and o.name.value == operation_name for o in operations):
+            message = f"The document has no operation named {operation_name[:100]!r}"
+    elif len(operations) > 1:
+        message = (
+            "The document has several operations: send `operationName` to choose the one to run"
+        )
+    if message is None:
+        return []
+    return [GraphQLError(message, extensions={"code": "OPERATION_RESOLUTION_FAILURE"})]
 
 
 def estimate(
@@ -394,6 +420,14 @@ class DocumentGuard(SchemaExtension):
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
             schema = context.schema._schema
+            # strawberry's `operation_name` falls back to the first operation's; only the
+            # name the client sent tells whether it chose one.
+            chosen = getattr(context, "_provided_operation_name", context.operation_name)
+            errors = operation_resolution_errors(document, chosen)
+            if errors:
+                context.pre_execution_errors = errors
+                yield
+                return
             try:
                 errors, lookups = check_limits(
                     schema,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -92,3 +93,14 @@ def test_a_redis_outage_is_never_an_error(make_gateway: Any, sandbox: Sandbox) -
         assert result == {"data": {"meeting": {"meetingName": "Belgian Grand Prix"}}}
     assert sandbox.requests("openf1") == 1  # the memory fallback cached it
     assert gateway.http.get("/readyz").json()["cache"]["backend"].startswith("memory")
+
+
+def test_persisted_queries_are_shared_through_redis(make_gateway: Any, redis_url: str) -> None:
+    query = "{ meeting(key: 1216) { meetingName } }"
+    extensions = {
+        "persistedQuery": {"version": 1, "sha256Hash": hashlib.sha256(query.encode()).hexdigest()}
+    }
+    first, second = make_gateway(cache_url=redis_url), make_gateway(cache_url=redis_url)
+    first.http.post("/graphql", json={"query": query, "extensions": extensions})
+    answer = second.http.post("/graphql", json={"extensions": extensions}).json()
+    assert answer == {"data": {"meeting": {"meetingName": "Belgian Grand Prix"}}}

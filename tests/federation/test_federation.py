@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from sessiongraph.schema.build import build_schema
+from sessiongraph.schema.sdl import subgraph_sdl
 from tests._servers import Gateway
 
 HERE = Path(__file__).resolve().parent
@@ -29,7 +30,7 @@ def node_tool(name: str) -> Path:
 
 def compose(tmp_path: Path, subgraph_url: str) -> Path:
     sdl = tmp_path / "sessiongraph.graphql"
-    sdl.write_text(build_schema().as_str())
+    sdl.write_text(subgraph_sdl(build_schema()))
     supergraph = tmp_path / "supergraph.graphql"
     node_tool("hive-gateway")  # the same `npm ci` installs both
     result = subprocess.run(  # noqa: S603 - our script and paths, no shell
