@@ -21,8 +21,8 @@ from ..providers.guidebook import (
 from ..resolvers import guidebook as resolve
 from .context import Info
 from .filters import DateTimeFilter, IntFilter, StringFilter, to_filter_spec
-from .ids import encode_id
-from .nodes import Node, int_key, register_node
+from .ids import encode_id, int_key
+from .nodes import Node, register_node
 from .pagination import PageInfo, encode_cursor, page_info, page_window
 from .session import Session, SessionSource
 

@@ -9,9 +9,11 @@ from typing import Any
 import strawberry
 from strawberry import UNSET
 
+from ..errors import BadUserInput
 from ..resolvers import guidebook_writes as write
 from .context import Info
 from .guidebook import Guide, GuidebookSession, ScheduleTrack
+from .ids import encode_id, input_key
 
 __all__ = ["GuidebookMutation", "UserError"]
 
@@ -39,15 +41,54 @@ CREATE_OUTCOME = UNKNOWN_OUTCOME + (
 )
 
 
+# Input fields that reference objects: the type whose global ID (or integer) they take.
+_REFERENCES = {
+    "guide_id": "Guide",
+    "schedule_track_ids": "ScheduleTrack",
+    "location_ids": "Location",
+}
+ID_DESCRIPTION = "The Guidebook integer or the object's global `id`."
+
+
+class _BadIds(Exception):
+    def __init__(self, problems: list[write.Problem]) -> None:
+        self.problems = problems
+
+
 def _upstream_values(data: object, *, keep_nulls: bool) -> dict[str, Any]:
-    """Given input fields by upstream name. Update inputs keep explicit nulls (they clear)."""
+    """Given input fields by upstream name, references as Guidebook integers. Update inputs
+    keep explicit nulls (they clear). Raises _BadIds for ids that name nothing of theirs."""
     values: dict[str, Any] = {}
+    problems: list[write.Problem] = []
     for f in dataclasses.fields(data):  # type: ignore[arg-type]
         value = getattr(data, f.name)
         if f.name == "id" or value is UNSET or (value is None and not keep_nulls):
             continue
+        if f.name in _REFERENCES and value is not None:
+            try:
+                value = _keys(value, _REFERENCES[f.name])
+            except BadUserInput as exc:
+                problems.append(write.Problem(write.input_name(f.name), exc.message))
+                continue
         values[_UPSTREAM_NAMES.get(f.name, f.name)] = value
+    if problems:
+        raise _BadIds(problems)
     return values
+
+
+def _keys(value: Any, type_name: str) -> Any:
+    if isinstance(value, list):
+        return [input_key(str(item), type_name) for item in value]
+    return input_key(str(value), type_name)
+
+
+def _own_key(info: Info, value: strawberry.ID, type_name: str) -> int:
+    """The input's `id`, once the caller is known to be allowed to write at all."""
+    write.authorize(info)
+    try:
+        return input_key(str(value), type_name)
+    except BadUserInput as exc:
+        raise _BadIds([write.Problem("id", exc.message)]) from None
 
 
 @strawberry.type(description="Why a mutation did not happen, tied to an input field if it can be.")
@@ -58,12 +99,12 @@ class UserError:
 
 
 def _user_errors(outcome: write.Outcome[Any]) -> list[UserError]:
-    return [UserError(field=p.field, message=p.message, code=p.code) for p in outcome.problems]
+    return _refused(outcome.problems)
 
 
 @strawberry.input
 class CreateSessionInput:
-    guide_id: int
+    guide_id: strawberry.ID = strawberry.field(description=ID_DESCRIPTION)
     name: str
     start_time: datetime
     description_html: str | None = strawberry.field(
@@ -76,11 +117,11 @@ class CreateSessionInput:
     allow_rating: bool | None = None
     add_to_schedule: bool | None = None
     import_id: str | None = strawberry.field(default=None, description=IMPORT_ID)
-    schedule_track_ids: list[int] | None = strawberry.field(
-        default=None, description="Tracks of the same guide."
+    schedule_track_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Tracks of the same guide (integers or global ids)."
     )
-    location_ids: list[int] | None = strawberry.field(
-        default=None, description="Locations of the same guide."
+    location_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Locations of the same guide (integers or global ids)."
     )
     rank: float | None = None
     require_login: bool | None = strawberry.field(default=None, description="Needs addToSchedule.")
@@ -96,7 +137,7 @@ class CreateSessionInput:
 
 @strawberry.input(description="Only the fields given are changed; null clears a field.")
 class UpdateSessionInput:
-    id: int
+    id: strawberry.ID = strawberry.field(description=ID_DESCRIPTION)
     name: str | None = UNSET
     description_html: str | None = UNSET
     start_time: datetime | None = UNSET
@@ -105,8 +146,8 @@ class UpdateSessionInput:
     allow_rating: bool | None = UNSET
     add_to_schedule: bool | None = UNSET
     import_id: str | None = UNSET
-    schedule_track_ids: list[int] | None = UNSET
-    location_ids: list[int] | None = UNSET
+    schedule_track_ids: list[strawberry.ID] | None = UNSET
+    location_ids: list[strawberry.ID] | None = UNSET
     rank: float | None = UNSET
     require_login: bool | None = UNSET
     max_capacity: int | None = UNSET
@@ -117,12 +158,12 @@ class UpdateSessionInput:
 
 @strawberry.input
 class DeleteSessionInput:
-    id: int
+    id: strawberry.ID = strawberry.field(description=ID_DESCRIPTION)
 
 
 @strawberry.input
 class CreateScheduleTrackInput:
-    guide_id: int
+    guide_id: strawberry.ID = strawberry.field(description=ID_DESCRIPTION)
     name: str
     color: str | None = strawberry.field(default=None, description="Hex colour like #000080.")
     import_id: str | None = strawberry.field(default=None, description=IMPORT_ID)
@@ -130,7 +171,7 @@ class CreateScheduleTrackInput:
 
 @strawberry.input(description="Only the fields given are changed; null clears a field.")
 class UpdateScheduleTrackInput:
-    id: int
+    id: strawberry.ID = strawberry.field(description=ID_DESCRIPTION)
     name: str | None = UNSET
     color: str | None = UNSET
     import_id: str | None = UNSET
@@ -138,12 +179,12 @@ class UpdateScheduleTrackInput:
 
 @strawberry.input
 class DeleteScheduleTrackInput:
-    id: int
+    id: strawberry.ID = strawberry.field(description=ID_DESCRIPTION)
 
 
 @strawberry.input(description="Only the fields given are changed; null clears a field.")
 class UpdateGuideInput:
-    id: int
+    id: strawberry.ID = strawberry.field(description=ID_DESCRIPTION)
     name: str | None = UNSET
     short_name: str | None = UNSET
     description_html: str | None = UNSET
@@ -171,9 +212,14 @@ class UpdateSessionPayload:
     sanitized: bool = strawberry.field(description=SANITIZED)
 
 
+DELETED_ID = "The Guidebook id of the deleted object."
+DELETED_NODE_ID = "Its global ID, for evicting it from a client cache."
+
+
 @strawberry.type
 class DeleteSessionPayload:
-    deleted_id: int | None
+    deleted_id: int | None = strawberry.field(description=DELETED_ID)
+    deleted_node_id: strawberry.ID | None = strawberry.field(description=DELETED_NODE_ID)
     user_errors: list[UserError]
 
 
@@ -191,7 +237,8 @@ class UpdateScheduleTrackPayload:
 
 @strawberry.type
 class DeleteScheduleTrackPayload:
-    deleted_id: int | None
+    deleted_id: int | None = strawberry.field(description=DELETED_ID)
+    deleted_node_id: strawberry.ID | None = strawberry.field(description=DELETED_NODE_ID)
     user_errors: list[UserError]
 
 
@@ -210,6 +257,14 @@ def _track(outcome: write.Outcome[Any]) -> ScheduleTrack | None:
     return ScheduleTrack.from_record(outcome.record) if outcome.record is not None else None
 
 
+def _refused(problems: list[write.Problem]) -> list[UserError]:
+    return [UserError(field=p.field, message=p.message, code=p.code) for p in problems]
+
+
+def _deleted(outcome: write.Outcome[Any], type_name: str) -> strawberry.ID | None:
+    return encode_id(type_name, outcome.deleted_id) if outcome.deleted_id is not None else None
+
+
 @strawberry.type
 class GuidebookMutation:
     """Guidebook create / update / delete. Nothing is sent upstream unless the input passes."""
@@ -218,7 +273,14 @@ class GuidebookMutation:
     async def create_session(
         self, info: Info, input: CreateSessionInput
     ) -> CreateSessionPayload | None:
-        outcome = await write.create_session(info, _upstream_values(input, keep_nulls=False))
+        write.authorize(info)
+        try:
+            values = _upstream_values(input, keep_nulls=False)
+        except _BadIds as bad:
+            return CreateSessionPayload(
+                session=None, user_errors=_refused(bad.problems), sanitized=False
+            )
+        outcome = await write.create_session(info, values)
         return CreateSessionPayload(
             session=_session(outcome),
             user_errors=_user_errors(outcome),
@@ -231,8 +293,14 @@ class GuidebookMutation:
     async def update_session(
         self, info: Info, input: UpdateSessionInput
     ) -> UpdateSessionPayload | None:
-        changes = _upstream_values(input, keep_nulls=True)
-        outcome = await write.update_session(info, input.id, changes)
+        try:
+            key = _own_key(info, input.id, "GuidebookSession")
+            changes = _upstream_values(input, keep_nulls=True)
+        except _BadIds as bad:
+            return UpdateSessionPayload(
+                session=None, user_errors=_refused(bad.problems), sanitized=False
+            )
+        outcome = await write.update_session(info, key, changes)
         return UpdateSessionPayload(
             session=_session(outcome),
             user_errors=_user_errors(outcome),
@@ -243,16 +311,31 @@ class GuidebookMutation:
     async def delete_session(
         self, info: Info, input: DeleteSessionInput
     ) -> DeleteSessionPayload | None:
-        outcome = await write.delete_session(info, input.id)
+        try:
+            key = _own_key(info, input.id, "GuidebookSession")
+        except _BadIds as bad:
+            return DeleteSessionPayload(
+                deleted_id=None, deleted_node_id=None, user_errors=_refused(bad.problems)
+            )
+        outcome = await write.delete_session(info, key)
         return DeleteSessionPayload(
-            deleted_id=outcome.deleted_id, user_errors=_user_errors(outcome)
+            deleted_id=outcome.deleted_id,
+            deleted_node_id=_deleted(outcome, "GuidebookSession"),
+            user_errors=_user_errors(outcome),
         )
 
     @strawberry.mutation(description="Create a schedule track." + CREATE_OUTCOME + AUTH)
     async def create_schedule_track(
         self, info: Info, input: CreateScheduleTrackInput
     ) -> CreateScheduleTrackPayload | None:
-        outcome = await write.create_schedule_track(info, _upstream_values(input, keep_nulls=False))
+        write.authorize(info)
+        try:
+            values = _upstream_values(input, keep_nulls=False)
+        except _BadIds as bad:
+            return CreateScheduleTrackPayload(
+                schedule_track=None, user_errors=_refused(bad.problems)
+            )
+        outcome = await write.create_schedule_track(info, values)
         return CreateScheduleTrackPayload(
             schedule_track=_track(outcome), user_errors=_user_errors(outcome)
         )
@@ -263,8 +346,14 @@ class GuidebookMutation:
     async def update_schedule_track(
         self, info: Info, input: UpdateScheduleTrackInput
     ) -> UpdateScheduleTrackPayload | None:
-        changes = _upstream_values(input, keep_nulls=True)
-        outcome = await write.update_schedule_track(info, input.id, changes)
+        try:
+            key = _own_key(info, input.id, "ScheduleTrack")
+            changes = _upstream_values(input, keep_nulls=True)
+        except _BadIds as bad:
+            return UpdateScheduleTrackPayload(
+                schedule_track=None, user_errors=_refused(bad.problems)
+            )
+        outcome = await write.update_schedule_track(info, key, changes)
         return UpdateScheduleTrackPayload(
             schedule_track=_track(outcome), user_errors=_user_errors(outcome)
         )
@@ -275,9 +364,17 @@ class GuidebookMutation:
     async def delete_schedule_track(
         self, info: Info, input: DeleteScheduleTrackInput
     ) -> DeleteScheduleTrackPayload | None:
-        outcome = await write.delete_schedule_track(info, input.id)
+        try:
+            key = _own_key(info, input.id, "ScheduleTrack")
+        except _BadIds as bad:
+            return DeleteScheduleTrackPayload(
+                deleted_id=None, deleted_node_id=None, user_errors=_refused(bad.problems)
+            )
+        outcome = await write.delete_schedule_track(info, key)
         return DeleteScheduleTrackPayload(
-            deleted_id=outcome.deleted_id, user_errors=_user_errors(outcome)
+            deleted_id=outcome.deleted_id,
+            deleted_node_id=_deleted(outcome, "ScheduleTrack"),
+            user_errors=_user_errors(outcome),
         )
 
     @strawberry.mutation(
@@ -285,8 +382,14 @@ class GuidebookMutation:
         "through the Open API)." + UNKNOWN_OUTCOME + AUTH
     )
     async def update_guide(self, info: Info, input: UpdateGuideInput) -> UpdateGuidePayload | None:
-        changes = _upstream_values(input, keep_nulls=True)
-        outcome = await write.update_guide(info, input.id, changes)
+        try:
+            key = _own_key(info, input.id, "Guide")
+            changes = _upstream_values(input, keep_nulls=True)
+        except _BadIds as bad:
+            return UpdateGuidePayload(
+                guide=None, user_errors=_refused(bad.problems), sanitized=False
+            )
+        outcome = await write.update_guide(info, key, changes)
         guide = Guide.from_record(outcome.record) if outcome.record is not None else None
         return UpdateGuidePayload(
             guide=guide, user_errors=_user_errors(outcome), sanitized=outcome.sanitized

@@ -17,7 +17,7 @@ from ..errors import BadUserInput
 from .context import Info
 from .ids import decode_id
 
-__all__ = ["MAX_NODES", "Node", "NodeQuery", "int_key", "register_node", "resolve_entity"]
+__all__ = ["MAX_NODES", "Node", "NodeQuery", "register_node", "resolve_entity"]
 
 MAX_NODES = 100
 
@@ -35,15 +35,6 @@ _REGISTRY: dict[str, _NodeType] = {}
 
 def register_node(type_name: str, key_fields: Sequence[str], load: Loader) -> None:
     _REGISTRY[type_name] = _NodeType(tuple(key_fields), load)
-
-
-def int_key(key: str, type_name: str) -> int:
-    # Canonical digits only: `+1` or ` 1` would be a second ID for the same object. No
-    # upstream key has 19 digits, and int() refuses over 4,300.
-    canonical = key.isascii() and key.isdigit() and (len(key) == 1 or key[0] != "0")
-    if not canonical or len(key) > 18:
-        raise BadUserInput(f"{key!r} is not a {type_name} key", field="id")
-    return int(key)
 
 
 def _node_type(type_name: str, global_id: str) -> _NodeType:

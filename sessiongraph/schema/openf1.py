@@ -13,8 +13,8 @@ from ..providers.openf1 import F1SessionRecord, MeetingRecord
 from ..resolvers import openf1 as resolve
 from .context import Info, subselections
 from .filters import BooleanFilter, DateTimeFilter, IntFilter, KeyFilter, StringFilter
-from .ids import encode_id
-from .nodes import Node, int_key, register_node
+from .ids import encode_id, int_key
+from .nodes import Node, register_node
 from .openf1_data import (
     Driver,
     F1Lap,

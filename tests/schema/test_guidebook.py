@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from sessiongraph.schema.ids import encode_id
 from tests._servers import MUTATION_TOKEN, Gateway, Sandbox
 
 CDC, MDS = 58214, 58377
@@ -48,7 +49,9 @@ mutation ($input: UpdateSessionInput!) {
 }"""
 
 DELETE = """
-mutation ($id: Int!) { deleteSession(input: {id: $id}) { deletedId userErrors { field code } } }
+mutation ($id: ID!) {
+  deleteSession(input: {id: $id}) { deletedId deletedNodeId userErrors { field code } }
+}
 """
 
 
@@ -312,11 +315,19 @@ def test_create_read_update_delete_round_trip(gateway: Gateway, sandbox: Sandbox
     assert updated["session"]["endTime"] == "2027-04-20T21:30:00+00:00"
 
     deleted = data(gateway.query(DELETE, {"id": new_id}, **BEARER))["deleteSession"]
-    assert deleted == {"deletedId": new_id, "userErrors": []}
+    assert deleted == {
+        "deletedId": new_id,
+        "deletedNodeId": encode_id("GuidebookSession", new_id),
+        "userErrors": [],
+    }
     gone = gateway.query(f"{{ guidebookSession(id: {new_id}) {{ name }} }}")
     assert gone["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     again = data(gateway.query(DELETE, {"id": new_id}, **BEARER))["deleteSession"]
-    assert again == {"deletedId": None, "userErrors": [{"field": "id", "code": "NOT_FOUND"}]}
+    assert again == {
+        "deletedId": None,
+        "deletedNodeId": None,
+        "userErrors": [{"field": "id", "code": "NOT_FOUND"}],
+    }
 
 
 def test_created_sessions_get_an_import_id(gateway: Gateway) -> None:
@@ -544,7 +555,11 @@ def test_a_delete_whose_answer_is_lost_succeeds_once_the_session_is_gone(
     session_id = create(gateway, importId="delete-lost-1")["session"]["guidebookId"]
     sandbox.faults("guidebook", drop_rate=1.0, drop_phase="after", methods=["DELETE"])
     deleted = data(gateway.query(DELETE, {"id": session_id}, **BEARER))["deleteSession"]
-    assert deleted == {"deletedId": session_id, "userErrors": []}
+    assert deleted == {
+        "deletedId": session_id,
+        "deletedNodeId": encode_id("GuidebookSession", session_id),
+        "userErrors": [],
+    }
     sandbox.faults("guidebook")
     assert upstream_sessions(sandbox, import_id="delete-lost-1")["count"] == 0
 
@@ -661,3 +676,55 @@ def test_update_guide(gateway: Gateway, sandbox: Sandbox) -> None:
     )["updateGuide"]
     assert good["guide"] == {"name": "MDS 2027", "timezone": "UTC", "privacy": 2}
     assert good["userErrors"] == []
+
+
+def test_inputs_take_global_ids_and_deletes_name_the_node(gateway: Gateway) -> None:
+    created = create(
+        gateway,
+        guideId=encode_id("Guide", CDC),
+        scheduleTrackIds=[encode_id("ScheduleTrack", KEYNOTES), WEB],
+        locationIds=[encode_id("Location", BALLROOM_A)],
+    )
+    assert created["userErrors"] == []
+    session = created["session"]
+    assert session["scheduleTrackIds"] == [KEYNOTES, WEB]
+    node_id = encode_id("GuidebookSession", session["guidebookId"])
+    renamed = data(
+        gateway.query(UPDATE, {"input": {"id": node_id, "name": "By global id"}}, **BEARER)
+    )["updateSession"]
+    assert renamed["session"]["name"] == "By global id"
+    deleted = data(gateway.query(DELETE, {"id": node_id}, **BEARER))["deleteSession"]
+    assert deleted == {
+        "deletedId": session["guidebookId"],
+        "deletedNodeId": node_id,
+        "userErrors": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"guideId": "not an id"}, "guideId"),
+        ({"guideId": "TWVldGluZzoxMjE2"}, "guideId"),  # a Meeting's global ID
+        ({"scheduleTrackIds": [WEB, "R3VpZGU6NTgyMTQ="]}, "scheduleTrackIds"),  # a Guide's
+        ({"locationIds": ["-1"]}, "locationIds"),
+        ({"guideId": "9" * 5000}, "guideId"),
+    ],
+)
+def test_bad_ids_in_inputs_are_user_errors(
+    gateway: Gateway, sandbox: Sandbox, fields: dict[str, Any], field: str
+) -> None:
+    result = gateway.query(CREATE, {"input": new_session(**fields)}, **BEARER)
+    payload = data(result)["createSession"]
+    assert payload["session"] is None
+    assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [(field, "BAD_USER_INPUT")]
+    for junk in ("nope", "R3VpZGU6NTgyMTQ="):
+        deleted = data(gateway.query(DELETE, {"id": junk}, **BEARER))["deleteSession"]
+        assert deleted["userErrors"] == [{"field": "id", "code": "BAD_USER_INPUT"}]
+    assert "POST /open-api/v1/sessions/" not in sandbox.stats("guidebook")["by_method_path"]
+    assert not any(k.startswith("DELETE") for k in sandbox.stats("guidebook")["by_method_path"])
+
+
+def test_bad_ids_do_not_hide_a_missing_credential(gateway: Gateway) -> None:
+    result = gateway.query(DELETE, {"id": "nope"})
+    assert result["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
