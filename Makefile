@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup serve test lint bench system-deps federation-deps
+.PHONY: setup serve test lint bench system-deps federation-deps clients-deps
 
 $(BIN)/sessiongraph: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,14 @@ $(FEDERATION)/node_modules/.package-lock.json: $(FEDERATION)/package-lock.json
 
 federation-deps: system-deps $(FEDERATION)/node_modules/.package-lock.json
 
-test: system-deps federation-deps lint
+# The client tests run urql, Apollo Client, GraphQL Codegen and GraphQL Inspector, pinned likewise.
+CLIENTS := tests/clients
+$(CLIENTS)/node_modules/.package-lock.json: $(CLIENTS)/package-lock.json
+	cd $(CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
+
+clients-deps: system-deps $(CLIENTS)/node_modules/.package-lock.json
+
+test: system-deps federation-deps clients-deps lint
 	$(BIN)/python -m pytest -q
 
 bench: setup

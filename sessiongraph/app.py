@@ -11,6 +11,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from cross_web import HTTPException
+from graphql import GraphQLError
+from graphql.execution import (
+    ExperimentalIncrementalExecutionResults,
+    SubsequentIncrementalExecutionResult,
+)
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -42,6 +47,7 @@ from .http_caching import (
     entity_tag,
     matches_entity_tag,
 )
+from .incremental import accepts_multipart, settle
 from .loaders import Loaders
 from .metrics import GRAPHQL_DURATION, GRAPHQL_REQUESTS, metrics_endpoint, operation_label
 from .middleware import (
@@ -58,7 +64,7 @@ from .playground import assets_mount, playground_response
 from .providers import Providers, UpstreamStatus, build_providers
 from .schema.build import build_schema
 from .schema.context import Context
-from .schema.errors import classify
+from .schema.errors import classify, coded
 
 __all__ = ["create_app", "create_served_app"]
 
@@ -265,6 +271,66 @@ class GraphQLView(GraphQL[Context, None]):
             body["extensions"] = {**(body.get("extensions") or {}), "warnings": warnings}
         return body
 
+    async def execute_operation(
+        self,
+        request: Any,
+        request_adapter: Any,
+        request_data: Any,
+        context: Context,
+        root_value: Any,
+        sub_response: Any,
+    ) -> Any:
+        result = await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+        # Multipart only for a single operation whose client asked for it; a batch or a
+        # client that did not gets every deferred and streamed part in one answer.
+        if isinstance(result, list):
+            return [await self._settled(r) for r in result]
+        if not accepts_multipart(request_adapter.headers.get("accept", "")):
+            return await self._settled(result)
+        return result
+
+    async def _settled(self, result: Any) -> Any:
+        if not isinstance(result, ExperimentalIncrementalExecutionResults):
+            return result
+        initial = list(result.initial_result.errors or ())
+        settled = await settle(result)
+        later = (settled.errors or [])[len(initial) :]
+        if later:
+            coded_later = [coded(error) for error in later]
+            self.schema.process_errors(coded_later)
+            settled.errors = [*initial, *coded_later]
+        return settled
+
+    async def _process_stream_result(
+        self, request: Any, value: Any, all_pending: list[Any]
+    ) -> tuple[GraphQLHTTPResponse, list[Any]]:
+        # strawberry codes and masks only the first payload (through the schema extensions);
+        # the deferred and streamed parts get the same treatment here.
+        if isinstance(value, SubsequentIncrementalExecutionResult):
+            errors: list[GraphQLError] = []
+            for part in (*(value.incremental or ()), *(value.completed or ())):
+                if part.errors:
+                    part.errors = [coded(error) for error in part.errors]
+                    errors.extend(part.errors)
+            if errors:
+                self.schema.process_errors(errors)
+        response, pending = await super()._process_stream_result(request, value, all_pending)
+        # strawberry writes `extensions: null` and drops what process_result put there;
+        # a payload carries the warnings (stale data) its part brought, or no extensions.
+        warnings = current_warnings()
+        reported = getattr(request.state, "warnings_reported", 0)
+        request.state.warnings_reported = len(warnings)
+        extensions = {**(response.get("extensions") or {})}
+        if len(warnings) > reported:
+            extensions["warnings"] = warnings[reported:]
+        if extensions:
+            response["extensions"] = extensions
+        else:
+            response.pop("extensions", None)
+        return response, pending
+
     def should_render_graphql_ide(self, request: Any) -> bool:
         # A browser navigating to `/graphql?query=…` gets the page with that query, unrun.
         browser = request.method == "GET" and "text/html" in request.headers.get("accept", "")
@@ -281,12 +347,25 @@ class GraphQLView(GraphQL[Context, None]):
             raise HTTPException(
                 400, "The request body must be a JSON object, or an array of them (a batch)"
             )
+        for operation in operations:
+            for name, kind, what in _PARAMETER_TYPES:
+                value = operation.get(name)
+                if value is not None and not isinstance(value, kind):
+                    raise HTTPException(400, f"`{name}` must be {what} when present")
         return payload
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
 
+# GraphQL over HTTP's request parameters; another type is a malformed request (400).
+_PARAMETER_TYPES = (
+    ("query", str, "a string"),
+    ("operationName", str, "a string"),
+    ("variables", dict, "an object"),
+    ("extensions", dict, "an object"),
+    ("documentId", str, "a string"),
+)
 _PRE_EXECUTION_CODES = frozenset(
     {
         "GRAPHQL_PARSE_FAILED",

@@ -88,19 +88,6 @@ EXAMPLES = (
   }
 }""",
     ),
-    Example(
-        "What a federation gateway sends: entities by their `@key` fields.",
-        """query Entities {
-  _entities(representations: [
-    { __typename: "Meeting", meetingKey: 1216 }
-    { __typename: "Connection", name: "Season2024" }
-  ]) {
-    __typename
-    ... on Meeting { meetingName }
-    ... on Connection { name databaseName }
-  }
-}""",
-    ),
 )
 
 _HEADER = """\

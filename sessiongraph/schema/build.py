@@ -119,6 +119,8 @@ def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
         extensions=extensions,
         config=StrawberryConfig(
             scalar_map={datetime.datetime: DATETIME_SCALAR},
+            # @defer and @stream over multipart/mixed: a page shows the fast part first.
+            enable_experimental_incremental_execution=True,
             batching_config=(
                 {"max_operations": settings.max_batch_operations}
                 if settings.query_batching

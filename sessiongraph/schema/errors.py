@@ -15,7 +15,7 @@ from .. import requestctx
 from ..cache import spoil_trace
 from ..errors import SessionGraphError
 
-__all__ = ["ErrorCodes", "classify"]
+__all__ = ["ErrorCodes", "classify", "coded"]
 
 logger = logging.getLogger("sessiongraph.graphql")
 
@@ -57,24 +57,26 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         errors = getattr(result, "errors", None)
         if result is not None and errors:
-            result.errors = [self._coded(error) for error in errors]
+            result.errors = [coded(error) for error in errors]
 
-    def _coded(self, error: GraphQLError) -> GraphQLError:
-        original = error.original_error
-        if isinstance(original, SessionGraphError):
-            return error
-        # Errors without a path come from parsing or validation (e.g. a scalar literal its
-        # parser refused): the client's mistake, shown as is. Only resolver failures are masked.
-        if original is not None and not isinstance(original, GraphQLError) and error.path:
-            logger.error(
-                "unexpected error in a resolver", exc_info=original, extra={"path": error.path}
-            )
-            return GraphQLError(
-                MASKED_MESSAGE,
-                nodes=error.nodes,
-                path=error.path,
-                extensions={"code": "INTERNAL_SERVER_ERROR"},
-            )
-        if "code" not in (error.extensions or {}):
-            error.extensions = {**(error.extensions or {}), "code": classify(error)}
+
+def coded(error: GraphQLError) -> GraphQLError:
+    """The error as clients see it: ours as raised, client mistakes coded, the rest masked."""
+    original = error.original_error
+    if isinstance(original, SessionGraphError):
         return error
+    # Errors without a path come from parsing or validation (e.g. a scalar literal its
+    # parser refused): the client's mistake, shown as is. Only resolver failures are masked.
+    if original is not None and not isinstance(original, GraphQLError) and error.path:
+        logger.error(
+            "unexpected error in a resolver", exc_info=original, extra={"path": error.path}
+        )
+        return GraphQLError(
+            MASKED_MESSAGE,
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR"},
+        )
+    if "code" not in (error.extensions or {}):
+        error.extensions = {**(error.extensions or {}), "code": classify(error)}
+    return error
