@@ -54,3 +54,4 @@ bench: setup
 	$(BIN)/python bench/season.py
 	$(BIN)/python bench/cache.py
 	$(BIN)/python bench/limits.py
+	$(BIN)/python bench/http_cache.py
