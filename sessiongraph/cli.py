@@ -13,6 +13,10 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 __all__ = ["main"]
 
@@ -82,10 +86,33 @@ def _emulators(host: str) -> Iterator[dict[str, str]]:
             child.kill()
 
 
+def _checked_settings() -> Settings:
+    """The environment's settings, or an exit naming what is wrong (never a traceback, and
+    never a server that fails at its first request)."""
+    from pydantic import ValidationError
+
+    from .config import Settings
+    from .persisted import TrustedDocuments, TrustedDocumentsError
+
+    try:
+        settings = Settings()
+        if settings.persisted_documents_file is not None:
+            TrustedDocuments.load(settings.persisted_documents_file)
+        elif settings.persisted_documents_only:
+            raise TrustedDocumentsError("PERSISTED_DOCUMENTS_ONLY needs PERSISTED_DOCUMENTS_FILE")
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise SystemExit(f"sessiongraph: bad configuration: {problems}") from None
+    except TrustedDocumentsError as exc:
+        raise SystemExit(f"sessiongraph: {ENV_PREFIX}PERSISTED_DOCUMENTS_FILE: {exc}") from None
+    return settings
+
+
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from .config import Settings
     from .logs import configure_logging
     from .server import GuardedHttpToolsProtocol
 
@@ -109,7 +136,7 @@ def _serve(args: argparse.Namespace) -> None:
             # Workers share one port, so /metrics on any of them must report all of them.
             metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sg-metrics-"))
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-        settings = Settings()  # validates the environment before any worker starts
+        settings = _checked_settings()  # before any worker starts, with a clear message
         configure_logging(settings.log_level, settings.log_format)
         print(f"sessiongraph: GraphQL at http://{args.host}:{args.port}/graphql", file=sys.stderr)
         uvicorn.run(

@@ -143,3 +143,25 @@ def test_headers_that_never_end_are_cut_off() -> None:
     finally:
         process.terminate()
         process.wait(15)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SESSIONGRAPH_PERSISTED_DOCUMENTS_FILE": "/no/such/documents.json"}, "cannot read"),
+        ({"SESSIONGRAPH_PERSISTED_DOCUMENTS_ONLY": "true"}, "PERSISTED_DOCUMENTS_FILE"),
+        ({"SESSIONGRAPH_MAX_QUERY_DEPTH": "deep"}, "SESSIONGRAPH_MAX_QUERY_DEPTH"),
+    ],
+)
+def test_bad_configuration_stops_serve_with_a_message(env: dict[str, str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sessiongraph", "serve", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **env},
+    )
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from sessiongraph.playground.examples import EXAMPLES, default_document
-from tests._servers import Gateway
+from tests._servers import Gateway, Sandbox
 
 PAGE = {"Accept": "text/html"}
 CHROMIUM = Path("/usr/bin/chromium")
@@ -134,3 +134,17 @@ def test_graphiql_runs_a_query_offline(gateway: Gateway, browser: Page) -> None:
     hosts = {urlsplit(url).hostname for url in requested if urlsplit(url).scheme != "data"}
     assert hosts <= LOOPBACK, requested
     assert not problems, problems
+
+
+def test_a_query_link_opens_in_the_editor_unrun(
+    gateway: Gateway, sandbox: Sandbox, browser: Page
+) -> None:
+    query = "query Linked { meeting(key: 1216) { circuitShortName } }"
+    sandbox.reset("openf1")
+    browser.goto(gateway.url + "/graphql?" + urlencode({"query": query}))
+    editor = browser.locator(".graphiql-query-editor .CodeMirror")
+    expect(editor).to_contain_text("query Linked", timeout=30_000)
+    expect(browser.locator(".graphiql-response")).not_to_contain_text("Spa")
+    assert sandbox.requests("openf1") == 0
+    browser.locator(".graphiql-execute-button").click()
+    expect(browser.locator(".graphiql-response")).to_contain_text("Spa", timeout=30_000)
