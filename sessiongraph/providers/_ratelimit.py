@@ -16,14 +16,22 @@ __all__ = ["RateLimiter", "SharedRateLimiter"]
 logger = logging.getLogger("sessiongraph.upstream")
 
 
+# Windows are kept this much wider than the upstream's: requests reach the server later than
+# they leave, by varying amounts, so a request sent exactly one window after another can land
+# inside the server's window of it.
+MARGIN = 0.05
+
+
 class RateLimiter:
-    """Waits so that at most `per_second` and `per_minute` requests start in any such window.
+    """Waits so that at most `per_second` and `per_minute` requests start in any such window
+    (widened by `margin`, so the upstream's own count never exceeds them either).
 
     A limit of 0 turns that window off.
     """
 
-    def __init__(self, per_second: float, per_minute: float) -> None:
-        self._windows = [(1.0, int(per_second)), (60.0, int(per_minute))]
+    def __init__(self, per_second: float, per_minute: float, *, margin: float = MARGIN) -> None:
+        self.spans = (1.0 + margin, 60.0 * (1.0 + margin))
+        self._windows = [(self.spans[0], int(per_second)), (self.spans[1], int(per_minute))]
         self._windows = [(span, limit) for span, limit in self._windows if limit > 0]
         longest = max((limit for _, limit in self._windows), default=0)
         self._starts: deque[float] = deque(maxlen=longest or None)
@@ -57,27 +65,28 @@ class RateLimiter:
 _SLIDING_LOG = """
 local key, now, per_second, per_minute, member = KEYS[1], tonumber(ARGV[1]),
     tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - 60000)
+local second, minute = tonumber(ARGV[5]), tonumber(ARGV[6])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - minute)
 local wait = 0
 if per_minute > 0 then
     local count = redis.call('ZCARD', key)
     if count >= per_minute then
         local first = count - per_minute
         local oldest = redis.call('ZRANGE', key, first, first, 'WITHSCORES')
-        wait = math.max(wait, tonumber(oldest[2]) + 60000 - now)
+        wait = math.max(wait, tonumber(oldest[2]) + minute - now)
     end
 end
 if per_second > 0 then
-    local recent = redis.call('ZRANGEBYSCORE', key, now - 1000, '+inf', 'WITHSCORES')
+    local recent = redis.call('ZRANGEBYSCORE', key, now - second, '+inf', 'WITHSCORES')
     local count = #recent / 2
     if count >= per_second then
         local index = (count - per_second) * 2 + 2
-        wait = math.max(wait, tonumber(recent[index]) + 1000 - now)
+        wait = math.max(wait, tonumber(recent[index]) + second - now)
     end
 end
 if wait > 0 then return wait end
 redis.call('ZADD', key, now, member)
-redis.call('PEXPIRE', key, 61000)
+redis.call('PEXPIRE', key, minute + 1000)
 return 0
 """
 
@@ -108,6 +117,8 @@ class SharedRateLimiter(RateLimiter):
                             self._per_second,
                             self._per_minute,
                             uuid.uuid4().hex,
+                            int(self.spans[0] * 1000),
+                            int(self.spans[1] * 1000),
                         ],
                     )
                 )

@@ -33,6 +33,9 @@ class Faults:
     error_status: int = 503
     drop_rate: float = 0.0
     rate_limit_per_second: float | None = None
+    # With the per-second limit, OpenF1's free tier is {"rate_limit_per_second": 3,
+    # "rate_limit_per_minute": 30}: sliding windows over arrivals, as a server counts them.
+    rate_limit_per_minute: float | None = None
     # Extensions beyond design.md, all optional:
     # `retry_after` is sent with injected 429s; `drop_phase` "after" runs the handler (and so
     # commits a write) before cutting the connection; `methods`/`path_prefix` scope the faults;
@@ -80,6 +83,7 @@ class SandboxControl:
     fault_responder: FaultResponder
     faults: Faults = field(default_factory=Faults)
     requests: int = 0
+    refused: int = 0  # answered 429 by the rate limits
     by_path: Counter[str] = field(default_factory=Counter)
     by_method_path: Counter[str] = field(default_factory=Counter)
     reset_hooks: list[Callable[[], None]] = field(default_factory=list)
@@ -96,6 +100,7 @@ class SandboxControl:
     def reset(self) -> None:
         self.faults = Faults()
         self.requests = 0
+        self.refused = 0
         self.by_path.clear()
         self.by_method_path.clear()
         self._recent.clear()
@@ -115,7 +120,7 @@ class SandboxControl:
             return await handler(request)
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
-        if faults.rate_limit_per_second is not None and self._over_rate(faults):
+        if self._over_rate(faults):
             return self.fault_responder(429, faults.retry_after)
         if faults.drop_rate and self._random.random() < faults.drop_rate:
             if faults.drop_phase == "after":
@@ -130,12 +135,24 @@ class SandboxControl:
         return response
 
     def _over_rate(self, faults: Faults) -> bool:
-        assert faults.rate_limit_per_second is not None
+        """Refused requests do not count: a client that waits gets through."""
+        windows = [
+            (span, limit)
+            for span, limit in (
+                (1.0, faults.rate_limit_per_second),
+                (60.0, faults.rate_limit_per_minute),
+            )
+            if limit is not None
+        ]
+        if not windows:
+            return False
         now = time.monotonic()
-        while self._recent and now - self._recent[0] >= 1.0:
+        while self._recent and now - self._recent[0] >= 60.0:
             self._recent.popleft()
-        if len(self._recent) >= faults.rate_limit_per_second:
-            return True
+        for span, limit in windows:
+            if sum(1 for started in self._recent if now - started < span) >= limit:
+                self.refused += 1
+                return True
         self._recent.append(now)
         return False
 
@@ -161,6 +178,7 @@ class SandboxControl:
         return web.json_response(
             {
                 "requests": self.requests,
+                "rate_limited": self.refused,
                 "by_path": dict(self.by_path),
                 "by_method_path": dict(self.by_method_path),
             }
