@@ -62,6 +62,7 @@ from .middleware import (
 from .persisted import PersistedQueries, TrustedDocuments
 from .playground import assets_mount, playground_response
 from .providers import Providers, UpstreamStatus, build_providers
+from .providers.openf1_catalogue import Catalogue
 from .schema.build import build_schema
 from .schema.context import Context
 from .schema.errors import classify, coded
@@ -508,11 +509,16 @@ class Readiness:
     """
 
     def __init__(
-        self, statuses: dict[str, UpstreamStatus], sandbox: bool, cache: ResponseCache
+        self,
+        statuses: dict[str, UpstreamStatus],
+        sandbox: bool,
+        cache: ResponseCache,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.statuses = statuses
         self.sandbox = sandbox
         self.cache = cache
+        self.catalogue = catalogue
         self._memo: tuple[float, dict[str, Any], bool] | None = None
 
     async def endpoint(self, _request: Request) -> Response:
@@ -525,6 +531,9 @@ class Readiness:
         cache = self.cache
         body = {
             **body,
+            "openf1Catalogue": (
+                self.catalogue.status() if self.catalogue is not None else {"enabled": False}
+            ),
             "cache": {
                 "backend": cache.backend.name if cache.backend is not None else "none",
                 "upstreams": {name: dict(counts) for name, counts in cache.stats.items()},
@@ -639,7 +648,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route(
             "/readyz",
-            Readiness(providers.statuses, settings.sandbox, providers.cache).endpoint,
+            Readiness(
+                providers.statuses, settings.sandbox, providers.cache, providers.openf1.catalogue
+            ).endpoint,
             methods=["GET"],
         ),
     ]

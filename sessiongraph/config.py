@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     # Upstream requests one gateway process keeps in flight per upstream.
     upstream_concurrency: int = Field(default=32, ge=1)
     # Longest URL the OpenF1 loaders build when they batch keys into one request.
+    # Meetings and sessions as a local catalogue (two upstream requests a refresh).
+    openf1_catalogue: bool = True
     openf1_max_url_length: int = Field(default=2000, ge=200)
 
     max_query_depth: int = Field(default=10, ge=1)

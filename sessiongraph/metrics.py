@@ -25,6 +25,9 @@ from starlette.responses import Response
 __all__ = [
     "BREAKER_STATE",
     "CACHE_EVENTS",
+    "CATALOGUE_AGE",
+    "CATALOGUE_ENTRIES",
+    "CATALOGUE_REFRESHES",
     "DATALOADER_BATCH_SIZE",
     "GRAPHQL_DURATION",
     "GRAPHQL_REQUESTS",
@@ -68,6 +71,22 @@ DATALOADER_BATCH_SIZE = Histogram(
     "Keys per DataLoader batch.",
     ["loader"],
     buckets=(1, 2, 5, 10, 20, 50, 100, 200),
+)
+CATALOGUE_ENTRIES = Gauge(
+    "sessiongraph_openf1_catalogue_entries",
+    "Meetings and sessions in the OpenF1 catalogue.",
+    ["kind"],
+    multiprocess_mode="max",
+)
+CATALOGUE_AGE = Gauge(
+    "sessiongraph_openf1_catalogue_age_seconds",
+    "Age of the OpenF1 catalogue's data (since OpenF1 sent it).",
+    multiprocess_mode="max",
+)
+CATALOGUE_REFRESHES = Counter(
+    "sessiongraph_openf1_catalogue_refreshes_total",
+    "OpenF1 catalogue refreshes, by outcome (loaded, failed).",
+    ["outcome"],
 )
 BREAKER_STATE = Gauge(
     "sessiongraph_circuit_breaker_state",

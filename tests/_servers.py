@@ -140,6 +140,8 @@ def sandbox_settings(sandbox: Sandbox, **overrides: Any) -> Settings:
     values: dict[str, Any] = {key.lower(): value for key, value in sandbox.env.items()}
     # No cross-request cache unless a test asks: emulator resets must be seen at once.
     values.update(sandbox=True, log_format="text", cache_url="none")
+    # Most tests check how queries reach OpenF1; the catalogue's own tests turn it on.
+    values.update(openf1_catalogue=False)
     values.update(api_token_hashes=[token_hash(MUTATION_TOKEN)])
     values.update(overrides)
     return Settings(**values)

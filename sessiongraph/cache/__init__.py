@@ -10,9 +10,11 @@ from ._response import (
     ResponseCache,
     Stored,
     current_warnings,
+    note_read,
     spoil_trace,
     start_collecting,
     start_trace,
+    warn_stale,
 )
 from ._results import ResultCache
 
@@ -28,9 +30,11 @@ __all__ = [
     "Stored",
     "build_cache",
     "current_warnings",
+    "note_read",
     "spoil_trace",
     "start_collecting",
     "start_trace",
+    "warn_stale",
 ]
 
 

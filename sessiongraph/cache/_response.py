@@ -28,9 +28,11 @@ __all__ = [
     "Stored",
     "collect_warnings",
     "current_warnings",
+    "note_read",
     "spoil_trace",
     "start_collecting",
     "start_trace",
+    "warn_stale",
 ]
 
 logger = logging.getLogger("sessiongraph.cache")
@@ -50,10 +52,13 @@ class ReadTrace:
     reads: int = 0
 
     def record(self, stored: Stored, tags: Iterable[str]) -> None:
+        self.note(stored.fresh_until, tags)
+
+    def note(self, fresh_until: float, tags: Iterable[str]) -> None:
         self.reads += 1
-        if stored.fresh_until <= time.time():
+        if fresh_until <= time.time():
             self.cacheable = False
-        self.fresh_until = min(self.fresh_until, stored.fresh_until)
+        self.fresh_until = min(self.fresh_until, fresh_until)
         self.tags.update(tags)
 
     def spoil(self) -> None:
@@ -67,6 +72,35 @@ def start_trace() -> ReadTrace:
     trace = ReadTrace()
     _trace.set(trace)
     return trace
+
+
+def note_read(fresh_until: float, tags: Iterable[str]) -> None:
+    """The current request used data derived from cached reads (kept by their reader, e.g. the
+    OpenF1 catalogue): its answer stays fresh no longer than they do."""
+    trace = _trace.get()
+    if trace is not None:
+        trace.note(fresh_until, tags)
+
+
+def warn_stale(upstream: str, age_seconds: float, reason: str) -> None:
+    """Adds a STALE_DATA warning to the current request's answer."""
+    collected = _warnings.get(None)
+    if collected is None:
+        return
+    message = f"{upstream} {reason}; serving a cached answer"
+    # One warning per cause, however many of the request's reads it touched.
+    for earlier in collected:
+        if earlier.get("upstream") == upstream and earlier.get("message") == message:
+            earlier["ageSeconds"] = max(earlier.get("ageSeconds", 0), round(age_seconds, 1))
+            return
+    collected.append(
+        {
+            "code": "STALE_DATA",
+            "upstream": upstream,
+            "message": message,
+            "ageSeconds": round(age_seconds, 1),
+        }
+    )
 
 
 def spoil_trace() -> None:
@@ -327,16 +361,7 @@ class ResponseCache:
 
     @staticmethod
     def _warn(upstream: str, entry: Stored, exc: UpstreamError) -> None:
-        collected = _warnings.get(None)
-        if collected is not None:
-            collected.append(
-                {
-                    "code": "STALE_DATA",
-                    "upstream": upstream,
-                    "message": f"{upstream} failed ({exc.code}); serving a cached answer",
-                    "ageSeconds": round(time.time() - entry.stored_at, 1),
-                }
-            )
+        warn_stale(upstream, time.time() - entry.stored_at, f"failed ({exc.code})")
 
 
 def _detached() -> contextvars.Context:

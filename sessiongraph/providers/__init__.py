@@ -123,6 +123,7 @@ def build_providers(settings: Settings) -> Providers:
         openf1=OpenF1Provider(
             openf1_client,
             max_url_length=settings.openf1_max_url_length,
+            catalogue=settings.openf1_catalogue,
             freshness=OpenF1Freshness(
                 settled_seconds=settings.cache_ttl_openf1_settled_seconds,
                 recent_seconds=settings.cache_ttl_openf1_recent_seconds,

@@ -67,6 +67,9 @@ class UpstreamResponse:
     body: bytes
     # The body already decoded by `UpstreamClient.get`, so providers do not parse it twice.
     decoded: Any = field(default=_UNDECODED, compare=False, repr=False)
+    # For reads through the cache: when the answer was fetched and until when it is fresh.
+    stored_at: float = field(default=0.0, compare=False)
+    fresh_until: float = field(default=0.0, compare=False)
 
     def json(self) -> Any:
         """The decoded body (raises `orjson.JSONDecodeError` if it is not JSON)."""
@@ -190,9 +193,15 @@ class UpstreamClient:
         stored = await self.cache.read(
             self.name, self.cache_key(path, query), load, policy or self.default_policy, tags
         )
-        if loaded and loaded[0].body is stored.body:
-            return UpstreamResponse(stored.status, stored.headers, stored.body, loaded[0].decoded)
-        return UpstreamResponse(stored.status, stored.headers, stored.body)
+        decoded = loaded[0].decoded if loaded and loaded[0].body is stored.body else _UNDECODED
+        return UpstreamResponse(
+            stored.status,
+            stored.headers,
+            stored.body,
+            decoded,
+            stored_at=stored.stored_at,
+            fresh_until=stored.fresh_until,
+        )
 
     def _decode(self, response: UpstreamResponse) -> Any:
         try:

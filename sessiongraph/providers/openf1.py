@@ -11,11 +11,12 @@ import asyncio
 import functools
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from dataclasses import field as dataclass_field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import orjson
@@ -26,7 +27,10 @@ from ..cache import Freshness, Policy, Stored
 from ..errors import UpstreamRejected, UpstreamUnavailable
 from ..filtering import Condition, FilterSpec, matches
 from ._auth import TokenAuth, TokenFetcher, password_grant_fetcher
-from ._http import UpstreamClient
+from ._http import UpstreamClient, UpstreamResponse
+
+if TYPE_CHECKING:
+    from .openf1_catalogue import Catalogue
 
 __all__ = [
     "SESSION_COLLECTIONS",
@@ -517,10 +521,24 @@ class OpenF1Provider:
         *,
         max_url_length: int = 2000,
         freshness: OpenF1Freshness | None = None,
+        catalogue: bool = True,
     ) -> None:
         self.client = client
         self.max_url_length = max_url_length
         self.freshness = freshness or OpenF1Freshness()
+        # Meetings and sessions from the local catalogue (None: every lookup goes upstream).
+        self.catalogue: Catalogue | None = None
+        if catalogue:
+            from .openf1_catalogue import Catalogue, CatalogueFreshness
+
+            self.catalogue = Catalogue(
+                self.read_list,
+                CatalogueFreshness(
+                    settled_seconds=self.freshness.settled_seconds,
+                    live_seconds=self.freshness.recent_seconds,
+                    stale_seconds=self.freshness.stale_seconds,
+                ),
+            )
 
     @property
     def token_auth(self) -> TokenAuth | None:
@@ -528,23 +546,44 @@ class OpenF1Provider:
         return auth if isinstance(auth, TokenAuth) else None
 
     async def meetings(self, spec: FilterSpec = ()) -> list[MeetingRecord]:
+        if self.catalogue is not None:
+            found = await self.catalogue.meetings(spec)
+            if found is not None:
+                return found
         return await self._list("meetings", MeetingRecord, spec)
 
     async def sessions(self, spec: FilterSpec = ()) -> list[F1SessionRecord]:
+        if self.catalogue is not None:
+            found = await self.catalogue.sessions(spec)
+            if found is not None:
+                return found
         return await self._list("sessions", F1SessionRecord, spec)
 
     async def meetings_by_key(self, keys: Sequence[int]) -> list[MeetingRecord]:
+        if self.catalogue is not None:
+            return await self.catalogue.meetings_by_key(keys)
         return await self._list("meetings", MeetingRecord, (), key_field="meeting_key", keys=keys)
 
     async def sessions_by_key(self, keys: Sequence[int]) -> list[F1SessionRecord]:
+        if self.catalogue is not None:
+            return await self.catalogue.sessions_by_key(keys)
         return await self._list("sessions", F1SessionRecord, (), key_field="session_key", keys=keys)
 
     async def sessions_by_meeting(
         self, meeting_keys: Sequence[int], spec: FilterSpec = ()
     ) -> list[F1SessionRecord]:
+        if self.catalogue is not None:
+            found = await self.catalogue.sessions_by_meeting(meeting_keys, spec)
+            if found is not None:
+                return found
         return await self._list(
             "sessions", F1SessionRecord, spec, key_field="meeting_key", keys=meeting_keys
         )
+
+    async def read_list(self, collection: str, policy: Policy) -> tuple[list[Any], float, float]:
+        """A whole unfiltered list (for the catalogue): rows, when fetched, fresh until."""
+        rows, response = await self._fetch_response(collection, "", policy)
+        return rows, response.stored_at or time.time(), response.fresh_until
 
     async def session_data(
         self, cls: type[RecordT], session_keys: Sequence[int], spec: FilterSpec = ()
@@ -586,9 +625,16 @@ class OpenF1Provider:
         return records
 
     async def _fetch(self, collection: str, query: str) -> list[Any]:
-        response = await self.client.get(
-            collection, query, policy=self.freshness.policy(query), tags=(collection,)
-        )
+        rows, _ = await self._fetch_response(collection, query, self.freshness.policy(query))
+        return rows
+
+    async def _fetch_response(
+        self, collection: str, query: str, policy: Policy
+    ) -> tuple[list[Any], UpstreamResponse]:
+        response = await self.client.get(collection, query, policy=policy, tags=(collection,))
+        return self._rows(collection, response), response
+
+    def _rows(self, collection: str, response: UpstreamResponse) -> list[Any]:
         if response.status == 404:
             if _is_no_results(response.body):
                 return []
@@ -596,7 +642,7 @@ class OpenF1Provider:
         if response.status >= 400:
             raise self.client.error_for(response)
         try:
-            payload = orjson.loads(response.body)
+            payload = response.json()
         except orjson.JSONDecodeError as exc:
             raise UpstreamUnavailable(
                 UPSTREAM, "openf1 sent a response that is not valid JSON", status=response.status

@@ -138,6 +138,10 @@ def load_dataset(directory: Path = DATA_DIR) -> Dataset:
         if path.stem.endswith("_api2026"):
             continue
         collections[path.stem] = Collection(orjson.loads(path.read_bytes()))
+    return build_dataset(collections)
+
+
+def build_dataset(collections: dict[str, Collection]) -> Dataset:
     sessions = collections.get("sessions")
     live = sorted(
         (
@@ -433,8 +437,30 @@ class OpenF1State:
         expiry = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
         return expiry is not None and self.clock() < expiry
 
+    original: Dataset | None = None
+
     def end_live(self) -> None:
         self.live = False
+
+    def restore(self) -> None:
+        if self.original is not None:
+            self.dataset, self.original = self.original, None
+
+    def upsert(self, name: str, rows: list[dict[str, Any]]) -> int:
+        """Synthetic rows for tests (a session that moves, is cancelled or starts now): each
+        replaces the row with the same key, or is added. Undone by a reset."""
+        key = _ROW_KEYS.get(name)
+        if key is None:
+            raise ValueError(f"rows can be set for {', '.join(_ROW_KEYS)} only")
+        if not all(isinstance(r, dict) and isinstance(r.get(key), int) for r in rows):
+            raise ValueError(f"each row needs an integer {key}")
+        self.original = self.original or self.dataset
+        current = self.dataset.collections.get(name)
+        merged = {row[key]: row for row in (current.rows if current else [])}
+        merged.update({row[key]: row for row in rows})
+        collections = {**self.dataset.collections, name: Collection(list(merged.values()))}
+        self.dataset = build_dataset(collections)
+        return len(rows)
 
     def answer(self, path: str, raw_query: str) -> web.Response:
         pairs = parse_qsl(raw_query, keep_blank_values=True)
@@ -467,6 +493,7 @@ class OpenF1State:
         return Param(param.name, param.op, key)
 
 
+_ROW_KEYS = {"meetings": "meeting_key", "sessions": "session_key"}
 STATE_KEY: Final = web.AppKey("openf1_state", OpenF1State)
 CONTROL_KEY: Final = web.AppKey("openf1_control", SandboxControl)
 
@@ -510,6 +537,17 @@ async def _set_live(request: web.Request) -> web.Response:
     return _json({"active": state.live})
 
 
+async def _set_rows(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    try:
+        payload = await request.json()
+        name, rows = payload["collection"], payload["rows"]
+        count = state.upsert(name, rows)
+    except (ValueError, KeyError, TypeError) as exc:
+        return _json({"error": f'expected {{"collection": ..., "rows": [...]}}: {exc}'}, 400)
+    return _json({"upserted": count})
+
+
 async def _get_live(request: web.Request) -> web.Response:
     return _json({"active": request.app[STATE_KEY].live})
 
@@ -527,11 +565,13 @@ def create_app(
     state = OpenF1State(load_dataset(data_dir), clock, username, password)
     control = SandboxControl(fault_responder=fault_response)
     control.reset_hooks.append(state.end_live)
+    control.reset_hooks.append(state.restore)
     app[STATE_KEY] = state
     app[CONTROL_KEY] = control
     control.install(app)
     app.router.add_post("/__sandbox/openf1/live", _set_live)
     app.router.add_get("/__sandbox/openf1/live", _get_live)
+    app.router.add_post("/__sandbox/openf1/rows", _set_rows)
     app.router.add_post("/token", _token)
     app.router.add_route("GET", "/{path:.*}", _api)
     app.router.add_route("POST", "/{path:.*}", _api)
