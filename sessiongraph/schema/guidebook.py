@@ -23,6 +23,7 @@ from .context import Info
 from .filters import DateTimeFilter, IntFilter, StringFilter, to_filter_spec
 from .ids import encode_id, int_key
 from .nodes import Node, register_node
+from .ordering import OrderDirection
 from .pagination import PageInfo, encode_cursor, page_info, page_window
 from .session import Session, SessionSource
 
@@ -46,12 +47,6 @@ class GuidebookSessionOrderField(Enum):
     ID = "id"
     START_TIME = "start_time"
     END_TIME = "end_time"
-
-
-@strawberry.enum
-class OrderDirection(Enum):
-    ASC = "asc"
-    DESC = "desc"
 
 
 @strawberry.input(description="One ordering key; later keys break ties of earlier ones.")

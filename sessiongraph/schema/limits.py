@@ -42,6 +42,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 from .. import requestctx
+from .ordering import MAX_LIMIT
 
 __all__ = [
     "DocumentGuard",
@@ -252,8 +253,12 @@ def estimate(
                 if definition is None or name.startswith("__"):
                     continue
                 first = _int_argument(selection, "first", variables)
+                # A connection's `first` sizes its edges/nodes; a plain list's `limit` only
+                # itself (a larger one is refused when it runs, so it costs the largest).
+                connection = first is not None
                 if first is None:
-                    first = _int_argument(selection, "limit", variables)
+                    limit = _int_argument(selection, "limit", variables)
+                    first = min(limit, MAX_LIMIT) if limit is not None else None
                 is_list = isinstance(get_nullable_type(definition.type), GraphQLList)
                 if at_root and name in _LOOKUP_FIELDS:
                     listed = _LOOKUP_FIELDS[name]
@@ -265,7 +270,7 @@ def estimate(
                 else:
                     size = default_list_size if is_list and not sized else 1
                 inner, _ = cost(
-                    selection.selection_set, get_named_type(definition.type), first is not None
+                    selection.selection_set, get_named_type(definition.type), connection
                 )
                 total += 1 + max(size, 0) * inner
             elif isinstance(selection, InlineFragmentNode):

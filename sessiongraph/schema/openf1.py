@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import datetime
-from typing import Self
+from typing import TYPE_CHECKING, Self, TypeAlias
 
 import strawberry
 from strawberry.types.arguments import convert_argument
@@ -17,16 +17,32 @@ from .ids import encode_id, int_key
 from .nodes import Node, register_node
 from .openf1_data import (
     Driver,
+    DriverOrder,
     F1Lap,
+    F1LapOrder,
     GridPosition,
+    GridPositionOrder,
     PitStop,
+    PitStopOrder,
     RaceControlMessage,
+    RaceControlMessageOrder,
     SessionResult,
+    SessionResultOrder,
     Stint,
+    StintOrder,
     WeatherSample,
+    WeatherSampleOrder,
 )
+from .ordering import OrderKey, check_window, order_input, ordered_window
 from .records import copy_record
 from .session import Session, SessionSource
+
+if TYPE_CHECKING:
+    MeetingOrder: TypeAlias = OrderKey
+    F1SessionOrder: TypeAlias = OrderKey
+else:
+    MeetingOrder = order_input("Meeting", MeetingRecord, "meetings")
+    F1SessionOrder = order_input("F1Session", F1SessionRecord, "sessions")
 
 __all__ = ["F1Session", "F1SessionFilter", "Meeting", "MeetingFilter", "OpenF1Query"]
 
@@ -109,10 +125,16 @@ class Meeting(Node):
         description="The meeting's sessions in start order; null with an error if unavailable."
     )
     async def sessions(
-        self, info: Info, filter: F1SessionFilter | None = None
+        self,
+        info: Info,
+        filter: F1SessionFilter | None = None,
+        order_by: list[F1SessionOrder] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
     ) -> list[F1Session] | None:
+        check_window(limit, offset)
         records = await resolve.sessions_of_meeting(info, self.meeting_key, filter)
-        return [F1Session.from_record(r) for r in records]
+        return [F1Session.from_record(r) for r in ordered_window(records, order_by, limit, offset)]
 
 
 @strawberry.federation.type(
@@ -162,62 +184,128 @@ class F1Session(Session):
     # Each list is null, with a coded error, when OpenF1 cannot answer; siblings still do.
 
     @strawberry.field(description="The drivers entered (OpenF1 `/v1/drivers`).")
-    async def drivers(self, info: Info) -> list[Driver] | None:
+    async def drivers(
+        self,
+        info: Info,
+        order_by: list[DriverOrder] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[Driver] | None:
+        check_window(limit, offset)
         rows = await resolve.session_data(info.context.loaders.drivers, self.session_key)
-        return [Driver.from_record(r) for r in rows]
+        return [Driver.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
 
     @strawberry.field(
         description="The classification (OpenF1 `/v1/session_result`), in upstream order."
     )
-    async def results(self, info: Info) -> list[SessionResult] | None:
+    async def results(
+        self,
+        info: Info,
+        order_by: list[SessionResultOrder] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[SessionResult] | None:
+        check_window(limit, offset)
         rows = await resolve.session_data(info.context.loaders.session_results, self.session_key)
-        return [SessionResult.from_record(r) for r in rows]
+        return [SessionResult.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
 
     @strawberry.field(
         description="The starting grid this session sets (OpenF1 `/v1/starting_grid`). OpenF1 "
         "keys the grid on the QUALIFYING session (or sprint qualifying), so this is empty on a "
         "race; use `grid` there."
     )
-    async def starting_grid(self, info: Info) -> list[GridPosition] | None:
+    async def starting_grid(
+        self,
+        info: Info,
+        order_by: list[GridPositionOrder] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[GridPosition] | None:
+        check_window(limit, offset)
         rows = await resolve.session_data(info.context.loaders.starting_grid, self.session_key)
-        return [GridPosition.from_record(r) for r in rows]
+        return [GridPosition.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
 
     @strawberry.field(
         description="For a race or sprint, the grid it starts from: the `startingGrid` of its "
         "meeting's Qualifying (for a sprint: Sprint Qualifying / Sprint Shootout) session. "
         "Empty for other sessions."
     )
-    async def grid(self, info: Info) -> list[GridPosition] | None:
+    async def grid(
+        self,
+        info: Info,
+        order_by: list[GridPositionOrder] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[GridPosition] | None:
+        check_window(limit, offset)
         rows = await resolve.grid_of_session(info, self.meeting_key, self.session_name)
-        return [GridPosition.from_record(r) for r in rows]
+        return [GridPosition.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
 
     @strawberry.field(description="Tyre stints (OpenF1 `/v1/stints`).")
-    async def stints(self, info: Info) -> list[Stint] | None:
+    async def stints(
+        self,
+        info: Info,
+        order_by: list[StintOrder] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[Stint] | None:
+        check_window(limit, offset)
         rows = await resolve.session_data(info.context.loaders.stints, self.session_key)
-        return [Stint.from_record(r) for r in rows]
+        return [Stint.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
 
     @strawberry.field(description="Pit-lane visits (OpenF1 `/v1/pit`).")
-    async def pits(self, info: Info) -> list[PitStop] | None:
+    async def pits(
+        self,
+        info: Info,
+        order_by: list[PitStopOrder] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[PitStop] | None:
+        check_window(limit, offset)
         rows = await resolve.session_data(info.context.loaders.pits, self.session_key)
-        return [PitStop.from_record(r) for r in rows]
+        return [PitStop.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
 
     @strawberry.field(description="Race-control messages (OpenF1 `/v1/race_control`).")
-    async def race_control(self, info: Info) -> list[RaceControlMessage] | None:
+    async def race_control(
+        self,
+        info: Info,
+        order_by: list[RaceControlMessageOrder] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[RaceControlMessage] | None:
+        check_window(limit, offset)
         rows = await resolve.session_data(info.context.loaders.race_control, self.session_key)
-        return [RaceControlMessage.from_record(r) for r in rows]
+        return [
+            RaceControlMessage.from_record(r) for r in ordered_window(rows, order_by, limit, offset)
+        ]
 
     @strawberry.field(description="Weather samples, one a minute (OpenF1 `/v1/weather`).")
-    async def weather(self, info: Info) -> list[WeatherSample] | None:
+    async def weather(
+        self,
+        info: Info,
+        order_by: list[WeatherSampleOrder] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[WeatherSample] | None:
+        check_window(limit, offset)
         rows = await resolve.session_data(info.context.loaders.weather, self.session_key)
-        return [WeatherSample.from_record(r) for r in rows]
+        return [WeatherSample.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
 
     @strawberry.field(
         description="Laps (OpenF1 `/v1/laps`), in start order; `driverNumber` narrows to one "
         "driver, upstream."
     )
-    async def laps(self, info: Info, driver_number: int | None = None) -> list[F1Lap] | None:
+    async def laps(
+        self,
+        info: Info,
+        driver_number: int | None = None,
+        order_by: list[F1LapOrder] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[F1Lap] | None:
+        check_window(limit, offset)
         rows = await resolve.laps(info, self.session_key, driver_number)
-        return [F1Lap.from_record(r) for r in rows]
+        return [F1Lap.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
 
 
 def _selected_session_filters(info: Info) -> list[F1SessionFilter | None]:
@@ -246,10 +334,16 @@ class OpenF1Query:
         "Null, with a coded error, when OpenF1 cannot answer; other root fields still do."
     )
     async def meetings(
-        self, info: Info, filter: MeetingFilter | None = None
+        self,
+        info: Info,
+        filter: MeetingFilter | None = None,
+        order_by: list[MeetingOrder] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
     ) -> list[Meeting] | None:
+        check_window(limit, offset)
         records = await resolve.meetings(info, filter, _selected_session_filters(info))
-        return [Meeting.from_record(r) for r in records]
+        return [Meeting.from_record(r) for r in ordered_window(records, order_by, limit, offset)]
 
     @strawberry.field(description="One meeting, by `key` or the `latest` one.")
     async def meeting(
@@ -262,10 +356,16 @@ class OpenF1Query:
         "Null, with a coded error, when OpenF1 cannot answer; other root fields still do."
     )
     async def f1_sessions(
-        self, info: Info, filter: F1SessionFilter | None = None
+        self,
+        info: Info,
+        filter: F1SessionFilter | None = None,
+        order_by: list[F1SessionOrder] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
     ) -> list[F1Session] | None:
+        check_window(limit, offset)
         records = await resolve.f1_sessions(info, filter, bool(subselections(info, "meeting")))
-        return [F1Session.from_record(r) for r in records]
+        return [F1Session.from_record(r) for r in ordered_window(records, order_by, limit, offset)]
 
     @strawberry.field(description="One F1 session, by `key` or the `latest` one.")
     async def f1_session(

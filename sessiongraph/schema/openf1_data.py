@@ -6,22 +6,40 @@ Each is built from its provider record field by field, under the upstream's came
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeAlias
 
 import strawberry
 
-from ..providers.openf1 import PitStopRecord
+from ..providers.openf1 import (
+    DriverRecord,
+    F1LapRecord,
+    GridPositionRecord,
+    PitStopRecord,
+    RaceControlRecord,
+    SessionResultRecord,
+    StintRecord,
+    WeatherRecord,
+)
+from .ordering import OrderKey, order_input
 from .records import copy_record
 
 __all__ = [
     "Driver",
+    "DriverOrder",
     "F1Lap",
+    "F1LapOrder",
     "GridPosition",
+    "GridPositionOrder",
     "PitStop",
+    "PitStopOrder",
     "RaceControlMessage",
+    "RaceControlMessageOrder",
     "SessionResult",
+    "SessionResultOrder",
     "Stint",
+    "StintOrder",
     "WeatherSample",
+    "WeatherSampleOrder",
 ]
 
 _PHASES = "Q1, Q2, Q3 in that order; an entry is null for a phase the driver did not run."
@@ -189,3 +207,26 @@ class F1Lap(_FromRecord):
     )
     segments_sector_2: list[int | None] | None = strawberry.field(description="As sector 1.")
     segments_sector_3: list[int | None] | None = strawberry.field(description="As sector 1.")
+
+
+# Ordering inputs, one per list, made from the record's own fields.
+if TYPE_CHECKING:
+    DriverOrder: TypeAlias = OrderKey
+    SessionResultOrder: TypeAlias = OrderKey
+    GridPositionOrder: TypeAlias = OrderKey
+    StintOrder: TypeAlias = OrderKey
+    PitStopOrder: TypeAlias = OrderKey
+    RaceControlMessageOrder: TypeAlias = OrderKey
+    WeatherSampleOrder: TypeAlias = OrderKey
+    F1LapOrder: TypeAlias = OrderKey
+else:
+    DriverOrder = order_input("Driver", DriverRecord, "drivers")
+    SessionResultOrder = order_input("SessionResult", SessionResultRecord, "results")
+    GridPositionOrder = order_input("GridPosition", GridPositionRecord, "grid slots")
+    StintOrder = order_input("Stint", StintRecord, "stints")
+    PitStopOrder = order_input("PitStop", PitStopRecord, "pit stops")
+    RaceControlMessageOrder = order_input(
+        "RaceControlMessage", RaceControlRecord, "race-control messages"
+    )
+    WeatherSampleOrder = order_input("WeatherSample", WeatherRecord, "weather samples")
+    F1LapOrder = order_input("F1Lap", F1LapRecord, "laps")
