@@ -28,16 +28,8 @@ from .providers.guidebook import (
 )
 from .providers.openf1 import (
     SESSION_COLLECTIONS,
-    DriverRecord,
-    F1LapRecord,
     F1SessionRecord,
-    GridPositionRecord,
     MeetingRecord,
-    PitStopRecord,
-    RaceControlRecord,
-    SessionResultRecord,
-    StintRecord,
-    WeatherRecord,
 )
 from .providers.sqlrace import (
     ConnectionRecord,
@@ -168,15 +160,9 @@ class Loaders:
         self.f1_sessions_of_meeting: DataLoader[SessionsOfMeetingKey, list[F1SessionRecord]] = (
             DataLoader(self._load_f1_sessions_of_meetings, batch=batching)
         )
-        # Per-session collections: each batch of sessions costs one request per collection.
-        self.drivers = self._session_data(DriverRecord)
-        self.session_results = self._session_data(SessionResultRecord)
-        self.starting_grid = self._session_data(GridPositionRecord)
-        self.stints = self._session_data(StintRecord)
-        self.pits = self._session_data(PitStopRecord)
-        self.race_control = self._session_data(RaceControlRecord)
-        self.weather = self._session_data(WeatherRecord)
-        self.laps = self._session_data(F1LapRecord)
+        # Per-session collections, made when a query first needs one: each batch of
+        # sessions costs one request per collection.
+        self._session_loaders: dict[type[Any], DataLoader[SessionDataKey, list[Any]]] = {}
         self.sqlrace = SqlRaceLoaders(providers.sqlrace, batching=batching)
         self.guidebook = GuidebookLoaders(providers.guidebook, batching=batching)
 
@@ -292,6 +278,13 @@ class Loaders:
             return records
 
         return await load_grouped(keys, read, operator.attrgetter("meeting_key"))
+
+    def session_rows(self, cls: type[R]) -> DataLoader[SessionDataKey, list[R]]:
+        """The loader of the per-session collection of `cls` (a key of SESSION_COLLECTIONS)."""
+        found = self._session_loaders.get(cls)
+        if found is None:
+            found = self._session_loaders[cls] = self._session_data(cls)
+        return found
 
     def _session_data(self, cls: type[R]) -> DataLoader[SessionDataKey, list[R]]:
         label = f"openf1.{SESSION_COLLECTIONS[cls]}"

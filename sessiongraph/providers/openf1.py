@@ -34,18 +34,24 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SESSION_COLLECTIONS",
+    "ChampionshipDriverRecord",
+    "ChampionshipTeamRecord",
     "DriverRecord",
     "F1LapRecord",
     "F1SessionRecord",
     "GridPositionRecord",
+    "IntervalRecord",
     "MeetingRecord",
     "OpenF1Freshness",
     "OpenF1Provider",
+    "OvertakeRecord",
     "PitStopRecord",
+    "PositionRecord",
     "RaceControlRecord",
     "SessionDataRecord",
     "SessionResultRecord",
     "StintRecord",
+    "TeamRadioRecord",
     "WeatherRecord",
     "build_query",
     "openf1_token_fetcher",
@@ -272,6 +278,78 @@ class F1LapRecord:
     segments_sector_3: tuple[int | None, ...] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PositionRecord:
+    """A driver's position, emitted on every change (reference §4 position)."""
+
+    session_key: int
+    meeting_key: int
+    driver_number: int
+    date: datetime | None = None
+    position: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalRecord:
+    """Gaps about every 4 s in races; each is a number, "+N LAP(S)" or null (reference §4)."""
+
+    session_key: int
+    meeting_key: int
+    driver_number: int
+    date: datetime | None = None
+    gap_to_leader: float | None = None
+    gap_to_leader_text: str | None = _derived("gap_to_leader")
+    laps_behind: int | None = _derived("gap_to_leader", _laps_behind)
+    interval: float | None = None
+    interval_text: str | None = _derived("interval")
+    interval_laps_behind: int | None = _derived("interval", _laps_behind)
+
+
+@dataclass(frozen=True, slots=True)
+class TeamRadioRecord:
+    session_key: int
+    meeting_key: int
+    driver_number: int
+    date: datetime | None = None
+    recording_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OvertakeRecord:
+    """One pass in a race; OpenF1 says the list may be incomplete (reference §4)."""
+
+    session_key: int
+    meeting_key: int
+    overtaking_driver_number: int
+    overtaken_driver_number: int
+    date: datetime | None = None
+    position: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChampionshipDriverRecord:
+    """Standings around one race session (beta upstream; values may be null while live)."""
+
+    session_key: int
+    meeting_key: int
+    driver_number: int
+    position_start: int | None = None
+    position_current: int | None = None
+    points_start: float | None = None
+    points_current: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChampionshipTeamRecord:
+    session_key: int
+    meeting_key: int
+    team_name: str
+    position_start: int | None = None
+    position_current: int | None = None
+    points_start: float | None = None
+    points_current: float | None = None
+
+
 SessionDataRecord = (
     DriverRecord
     | SessionResultRecord
@@ -281,6 +359,12 @@ SessionDataRecord = (
     | RaceControlRecord
     | WeatherRecord
     | F1LapRecord
+    | PositionRecord
+    | IntervalRecord
+    | TeamRadioRecord
+    | OvertakeRecord
+    | ChampionshipDriverRecord
+    | ChampionshipTeamRecord
 )
 # The upstream collection each per-session record is read from.
 SESSION_COLLECTIONS: dict[type[Any], str] = {
@@ -292,6 +376,12 @@ SESSION_COLLECTIONS: dict[type[Any], str] = {
     RaceControlRecord: "race_control",
     WeatherRecord: "weather",
     F1LapRecord: "laps",
+    PositionRecord: "position",
+    IntervalRecord: "intervals",
+    TeamRadioRecord: "team_radio",
+    OvertakeRecord: "overtakes",
+    ChampionshipDriverRecord: "championship_drivers",
+    ChampionshipTeamRecord: "championship_teams",
 }
 
 RecordT = TypeVar("RecordT")

@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from aiodataloader import DataLoader
-
 from ..errors import BadUserInput, NotFound
 from ..filtering import Condition, FilterSpec
-from ..loaders import CachedLoader, SessionDataKey
+from ..loaders import CachedLoader
 from ..providers.openf1 import F1LapRecord, F1SessionRecord, GridPositionRecord, MeetingRecord
 from ..schema.context import Info
 from ..schema.filters import to_filter_spec
 
 __all__ = [
     "QUALIFYING_OF",
+    "driver_data",
     "f1_session",
     "f1_sessions",
     "grid_of_session",
@@ -24,6 +23,7 @@ __all__ = [
     "meeting_of_session",
     "meetings",
     "session_data",
+    "session_of",
     "sessions_of_meeting",
 ]
 
@@ -121,17 +121,33 @@ SessionRowT = TypeVar("SessionRowT")
 
 
 async def session_data(
-    loader: DataLoader[SessionDataKey, list[SessionRowT]], session_key: int, spec: FilterSpec = ()
+    info: Info, cls: type[SessionRowT], session_key: int, spec: FilterSpec = ()
 ) -> list[SessionRowT]:
     """One session's rows of a per-session collection, batched with every other session's."""
-    return await loader.load((session_key, spec))
+    return await info.context.loaders.session_rows(cls).load((session_key, spec))
+
+
+async def driver_data(
+    info: Info, cls: type[SessionRowT], session_key: int, driver_number: int
+) -> list[SessionRowT]:
+    """One driver's rows: the session's whole collection (one request for all its drivers,
+    and all sessions of the query), kept for that driver here."""
+    rows = await session_data(info, cls, session_key)
+    return [r for r in rows if getattr(r, "driver_number", None) == driver_number]
 
 
 async def laps(info: Info, session_key: int, driver_number: int | None) -> list[F1LapRecord]:
     spec: FilterSpec = ()
     if driver_number is not None:
         spec = (("driver_number", Condition(eq=driver_number)),)
-    return await session_data(info.context.loaders.laps, session_key, spec)
+    return await session_data(info, F1LapRecord, session_key, spec)
+
+
+async def session_of(info: Info, session_key: int) -> F1SessionRecord:
+    found = await info.context.loaders.f1_session.load(session_key)
+    if found is None:
+        raise NotFound(f"no session with key {session_key}")
+    return found
 
 
 async def grid_of_session(
@@ -146,4 +162,4 @@ async def grid_of_session(
     qualifying = next((s for s in sessions if s.session_name in names), None)
     if qualifying is None:
         return []
-    return await session_data(loaders.starting_grid, qualifying.session_key)
+    return await session_data(info, GridPositionRecord, qualifying.session_key)

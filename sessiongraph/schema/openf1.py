@@ -9,29 +9,60 @@ from typing import TYPE_CHECKING, Self, TypeAlias
 import strawberry
 from strawberry.types.arguments import convert_argument
 
-from ..providers.openf1 import F1SessionRecord, MeetingRecord
+from ..providers.openf1 import (
+    ChampionshipDriverRecord,
+    ChampionshipTeamRecord,
+    DriverRecord,
+    F1LapRecord,
+    F1SessionRecord,
+    GridPositionRecord,
+    IntervalRecord,
+    MeetingRecord,
+    OvertakeRecord,
+    PitStopRecord,
+    PositionRecord,
+    RaceControlRecord,
+    SessionResultRecord,
+    StintRecord,
+    TeamRadioRecord,
+    WeatherRecord,
+)
 from ..resolvers import openf1 as resolve
 from .context import Info, subselections
 from .filters import BooleanFilter, DateTimeFilter, IntFilter, KeyFilter, StringFilter
 from .ids import encode_id, int_key
 from .nodes import Node, register_node
 from .openf1_data import (
+    ChampionshipDriver,
+    ChampionshipDriverOrder,
+    ChampionshipTeam,
+    ChampionshipTeamOrder,
     Driver,
     DriverOrder,
     F1Lap,
     F1LapOrder,
     GridPosition,
     GridPositionOrder,
+    Interval,
+    IntervalOrder,
+    Overtake,
+    OvertakeOrder,
     PitStop,
     PitStopOrder,
+    Position,
+    PositionOrder,
     RaceControlMessage,
     RaceControlMessageOrder,
     SessionResult,
     SessionResultOrder,
     Stint,
     StintOrder,
+    TeamRadio,
+    TeamRadioOrder,
     WeatherSample,
     WeatherSampleOrder,
+    fastest,
+    session_list,
 )
 from .ordering import OrderKey, check_window, order_input, ordered_window
 from .records import copy_record
@@ -183,47 +214,72 @@ class F1Session(Session):
     # Per-session data: one upstream request per collection for all the sessions in a query.
     # Each list is null, with a coded error, when OpenF1 cannot answer; siblings still do.
 
-    @strawberry.field(description="The drivers entered (OpenF1 `/v1/drivers`).")
-    async def drivers(
-        self,
-        info: Info,
-        order_by: list[DriverOrder] | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-    ) -> list[Driver] | None:
-        check_window(limit, offset)
-        rows = await resolve.session_data(info.context.loaders.drivers, self.session_key)
-        return [Driver.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
-
-    @strawberry.field(
-        description="The classification (OpenF1 `/v1/session_result`), in upstream order."
+    drivers = session_list(
+        Driver, DriverRecord, DriverOrder, "The drivers entered (OpenF1 `/v1/drivers`)."
     )
-    async def results(
-        self,
-        info: Info,
-        order_by: list[SessionResultOrder] | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-    ) -> list[SessionResult] | None:
-        check_window(limit, offset)
-        rows = await resolve.session_data(info.context.loaders.session_results, self.session_key)
-        return [SessionResult.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
-
-    @strawberry.field(
-        description="The starting grid this session sets (OpenF1 `/v1/starting_grid`). OpenF1 "
-        "keys the grid on the QUALIFYING session (or sprint qualifying), so this is empty on a "
-        "race; use `grid` there."
+    results = session_list(
+        SessionResult,
+        SessionResultRecord,
+        SessionResultOrder,
+        "The classification (OpenF1 `/v1/session_result`), in upstream order.",
     )
-    async def starting_grid(
-        self,
-        info: Info,
-        order_by: list[GridPositionOrder] | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-    ) -> list[GridPosition] | None:
-        check_window(limit, offset)
-        rows = await resolve.session_data(info.context.loaders.starting_grid, self.session_key)
-        return [GridPosition.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
+    starting_grid = session_list(
+        GridPosition,
+        GridPositionRecord,
+        GridPositionOrder,
+        "The starting grid this session sets (OpenF1 `/v1/starting_grid`). OpenF1 keys the grid "
+        "on the QUALIFYING session (or sprint qualifying), so this is empty on a race; use "
+        "`grid` there.",
+    )
+    stints = session_list(Stint, StintRecord, StintOrder, "Tyre stints (OpenF1 `/v1/stints`).")
+    pits = session_list(PitStop, PitStopRecord, PitStopOrder, "Pit-lane visits (OpenF1 `/v1/pit`).")
+    race_control = session_list(
+        RaceControlMessage,
+        RaceControlRecord,
+        RaceControlMessageOrder,
+        "Race-control messages (OpenF1 `/v1/race_control`).",
+    )
+    weather = session_list(
+        WeatherSample,
+        WeatherRecord,
+        WeatherSampleOrder,
+        "Weather samples, one a minute (OpenF1 `/v1/weather`).",
+    )
+    positions = session_list(
+        Position,
+        PositionRecord,
+        PositionOrder,
+        "Every driver's position changes (OpenF1 `/v1/position`).",
+    )
+    intervals = session_list(
+        Interval,
+        IntervalRecord,
+        IntervalOrder,
+        "Gaps to the leader and the car ahead, races only (OpenF1 `/v1/intervals`).",
+    )
+    team_radio = session_list(
+        TeamRadio, TeamRadioRecord, TeamRadioOrder, "Team radio clips (OpenF1 `/v1/team_radio`)."
+    )
+    overtakes = session_list(
+        Overtake,
+        OvertakeRecord,
+        OvertakeOrder,
+        "Passes, races only (OpenF1 `/v1/overtakes`); OpenF1 says the list may be incomplete.",
+    )
+    championship_drivers = session_list(
+        ChampionshipDriver,
+        ChampionshipDriverRecord,
+        ChampionshipDriverOrder,
+        "Drivers' standings before and after this race session (OpenF1 "
+        "`/v1/championship_drivers`, beta upstream).",
+    )
+    championship_teams = session_list(
+        ChampionshipTeam,
+        ChampionshipTeamRecord,
+        ChampionshipTeamOrder,
+        "Teams' standings before and after this race session (OpenF1 "
+        "`/v1/championship_teams`, beta upstream).",
+    )
 
     @strawberry.field(
         description="For a race or sprint, the grid it starts from: the `startingGrid` of its "
@@ -241,56 +297,6 @@ class F1Session(Session):
         rows = await resolve.grid_of_session(info, self.meeting_key, self.session_name)
         return [GridPosition.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
 
-    @strawberry.field(description="Tyre stints (OpenF1 `/v1/stints`).")
-    async def stints(
-        self,
-        info: Info,
-        order_by: list[StintOrder] | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-    ) -> list[Stint] | None:
-        check_window(limit, offset)
-        rows = await resolve.session_data(info.context.loaders.stints, self.session_key)
-        return [Stint.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
-
-    @strawberry.field(description="Pit-lane visits (OpenF1 `/v1/pit`).")
-    async def pits(
-        self,
-        info: Info,
-        order_by: list[PitStopOrder] | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-    ) -> list[PitStop] | None:
-        check_window(limit, offset)
-        rows = await resolve.session_data(info.context.loaders.pits, self.session_key)
-        return [PitStop.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
-
-    @strawberry.field(description="Race-control messages (OpenF1 `/v1/race_control`).")
-    async def race_control(
-        self,
-        info: Info,
-        order_by: list[RaceControlMessageOrder] | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-    ) -> list[RaceControlMessage] | None:
-        check_window(limit, offset)
-        rows = await resolve.session_data(info.context.loaders.race_control, self.session_key)
-        return [
-            RaceControlMessage.from_record(r) for r in ordered_window(rows, order_by, limit, offset)
-        ]
-
-    @strawberry.field(description="Weather samples, one a minute (OpenF1 `/v1/weather`).")
-    async def weather(
-        self,
-        info: Info,
-        order_by: list[WeatherSampleOrder] | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-    ) -> list[WeatherSample] | None:
-        check_window(limit, offset)
-        rows = await resolve.session_data(info.context.loaders.weather, self.session_key)
-        return [WeatherSample.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
-
     @strawberry.field(
         description="Laps (OpenF1 `/v1/laps`), in start order; `driverNumber` narrows to one "
         "driver, upstream."
@@ -306,6 +312,14 @@ class F1Session(Session):
         check_window(limit, offset)
         rows = await resolve.laps(info, self.session_key, driver_number)
         return [F1Lap.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
+
+    @strawberry.field(
+        description="The session's fastest timed lap over all drivers: the least `lapDuration` "
+        "(on a tie, the earlier lap, then the lower car number)."
+    )
+    async def fastest_lap(self, info: Info) -> F1Lap | None:
+        found = fastest(await resolve.session_data(info, F1LapRecord, self.session_key))
+        return F1Lap.from_record(found) if found is not None else None
 
 
 def _selected_session_filters(info: Info) -> list[F1SessionFilter | None]:

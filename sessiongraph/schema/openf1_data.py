@@ -11,35 +11,58 @@ from typing import TYPE_CHECKING, Any, Self, TypeAlias
 import strawberry
 
 from ..providers.openf1 import (
+    ChampionshipDriverRecord,
+    ChampionshipTeamRecord,
     DriverRecord,
     F1LapRecord,
     GridPositionRecord,
+    IntervalRecord,
+    OvertakeRecord,
     PitStopRecord,
+    PositionRecord,
     RaceControlRecord,
     SessionResultRecord,
     StintRecord,
+    TeamRadioRecord,
     WeatherRecord,
 )
-from .ordering import OrderKey, order_input
+from ..resolvers import openf1 as resolve
+from .context import Info
+from .ordering import OrderKey, check_window, order_input, ordered_window
 from .records import copy_record
 
 __all__ = [
+    "ChampionshipDriver",
+    "ChampionshipDriverOrder",
+    "ChampionshipTeam",
+    "ChampionshipTeamOrder",
     "Driver",
     "DriverOrder",
     "F1Lap",
     "F1LapOrder",
     "GridPosition",
     "GridPositionOrder",
+    "Interval",
+    "IntervalOrder",
+    "Overtake",
+    "OvertakeOrder",
     "PitStop",
     "PitStopOrder",
+    "Position",
+    "PositionOrder",
     "RaceControlMessage",
     "RaceControlMessageOrder",
     "SessionResult",
     "SessionResultOrder",
     "Stint",
     "StintOrder",
+    "TeamRadio",
+    "TeamRadioOrder",
+    "TyreStint",
     "WeatherSample",
     "WeatherSampleOrder",
+    "fastest",
+    "session_list",
 ]
 
 _PHASES = "Q1, Q2, Q3 in that order; an entry is null for a phase the driver did not run."
@@ -51,22 +74,6 @@ class _FromRecord:
     @classmethod
     def from_record(cls, record: Any) -> Self:
         return copy_record(cls, record)
-
-
-@strawberry.type(description="A driver entered in one session (OpenF1 `/v1/drivers`).")
-class Driver(_FromRecord):
-    session_key: int
-    meeting_key: int
-    driver_number: int
-    broadcast_name: str | None = strawberry.field(description="e.g. M VERSTAPPEN.")
-    full_name: str | None
-    name_acronym: str | None = strawberry.field(description="e.g. VER.")
-    team_name: str | None
-    team_colour: str | None = strawberry.field(description="Hex RRGGBB, without a leading #.")
-    first_name: str | None
-    last_name: str | None
-    headshot_url: str | None
-    country_code: str | None = strawberry.field(description="Null in data from 2025 on.")
 
 
 @strawberry.type(
@@ -209,6 +216,87 @@ class F1Lap(_FromRecord):
     segments_sector_3: list[int | None] | None = strawberry.field(description="As sector 1.")
 
 
+@strawberry.type(
+    description="A driver's position, emitted on every change (OpenF1 `/v1/position`)."
+)
+class Position(_FromRecord):
+    session_key: int
+    meeting_key: int
+    driver_number: int
+    date: datetime | None
+    position: int | None
+
+
+@strawberry.type(
+    description="Gaps to the leader and to the car ahead, about every 4 s in races (OpenF1 "
+    '`/v1/intervals`). OpenF1 sends each gap as seconds, as text like "+1 LAP", or null; each '
+    "shape has its own field here."
+)
+class Interval(_FromRecord):
+    session_key: int
+    meeting_key: int
+    driver_number: int
+    date: datetime | None
+    gap_to_leader: float | None = strawberry.field(description="Seconds; null when laps behind.")
+    gap_to_leader_text: str | None = strawberry.field(description='Verbatim, e.g. "+1 LAP".')
+    laps_behind: int | None = strawberry.field(description='N of a "+N LAP(S)" gap to the leader.')
+    interval: float | None = strawberry.field(description="Seconds to the car ahead.")
+    interval_text: str | None = strawberry.field(description='Verbatim, e.g. "+1 LAP".')
+    interval_laps_behind: int | None = strawberry.field(description='N of a "+N LAP(S)" interval.')
+
+
+@strawberry.type(description="A team radio clip (OpenF1 `/v1/team_radio`); sparse upstream.")
+class TeamRadio(_FromRecord):
+    session_key: int
+    meeting_key: int
+    driver_number: int
+    date: datetime | None
+    recording_url: str | None
+
+
+@strawberry.type(
+    description="One pass in a race (OpenF1 `/v1/overtakes`); OpenF1 says it may be incomplete."
+)
+class Overtake(_FromRecord):
+    session_key: int
+    meeting_key: int
+    overtaking_driver_number: int
+    overtaken_driver_number: int
+    date: datetime | None
+    position: int | None = strawberry.field(description="The position gained.")
+
+
+_BETA = " OpenF1 marks this endpoint beta; values can be null early in a live session."
+
+
+@strawberry.type(
+    description="A driver's championship standing before and after a race session (OpenF1 "
+    "`/v1/championship_drivers`)." + _BETA
+)
+class ChampionshipDriver(_FromRecord):
+    session_key: int
+    meeting_key: int
+    driver_number: int
+    position_start: int | None
+    position_current: int | None
+    points_start: float | None
+    points_current: float | None
+
+
+@strawberry.type(
+    description="A team's championship standing before and after a race session (OpenF1 "
+    "`/v1/championship_teams`)." + _BETA
+)
+class ChampionshipTeam(_FromRecord):
+    session_key: int
+    meeting_key: int
+    team_name: str
+    position_start: int | None
+    position_current: int | None
+    points_start: float | None
+    points_current: float | None
+
+
 # Ordering inputs, one per list, made from the record's own fields.
 if TYPE_CHECKING:
     DriverOrder: TypeAlias = OrderKey
@@ -219,6 +307,12 @@ if TYPE_CHECKING:
     RaceControlMessageOrder: TypeAlias = OrderKey
     WeatherSampleOrder: TypeAlias = OrderKey
     F1LapOrder: TypeAlias = OrderKey
+    PositionOrder: TypeAlias = OrderKey
+    IntervalOrder: TypeAlias = OrderKey
+    TeamRadioOrder: TypeAlias = OrderKey
+    OvertakeOrder: TypeAlias = OrderKey
+    ChampionshipDriverOrder: TypeAlias = OrderKey
+    ChampionshipTeamOrder: TypeAlias = OrderKey
 else:
     DriverOrder = order_input("Driver", DriverRecord, "drivers")
     SessionResultOrder = order_input("SessionResult", SessionResultRecord, "results")
@@ -230,3 +324,162 @@ else:
     )
     WeatherSampleOrder = order_input("WeatherSample", WeatherRecord, "weather samples")
     F1LapOrder = order_input("F1Lap", F1LapRecord, "laps")
+    PositionOrder = order_input("Position", PositionRecord, "positions")
+    IntervalOrder = order_input("Interval", IntervalRecord, "intervals")
+    TeamRadioOrder = order_input("TeamRadio", TeamRadioRecord, "team radio clips")
+    OvertakeOrder = order_input("Overtake", OvertakeRecord, "overtakes")
+    ChampionshipDriverOrder = order_input(
+        "ChampionshipDriver", ChampionshipDriverRecord, "driver standings"
+    )
+    ChampionshipTeamOrder = order_input(
+        "ChampionshipTeam", ChampionshipTeamRecord, "team standings"
+    )
+
+
+def session_list(
+    kind: type[Any], record: type[Any], order: Any, description: str, *, per_driver: bool = False
+) -> Any:
+    """A list field of a per-session collection with `orderBy`, `limit` and `offset`: on an
+    F1Session all its rows, on a Driver that driver's (one request per collection either way)."""
+
+    async def rows(
+        self: Any,
+        info: Info,
+        order_by: Any = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> Any:
+        check_window(limit, offset)
+        if per_driver:
+            found = await resolve.driver_data(info, record, self.session_key, self.driver_number)
+        else:
+            found = await resolve.session_data(info, record, self.session_key)
+        return [kind.from_record(r) for r in ordered_window(found, order_by, limit, offset)]
+
+    # Real types, not strings: strawberry reads these to build the field's arguments.
+    rows.__annotations__ = {
+        "info": Info,
+        "order_by": list[order] | None,
+        "limit": int | None,
+        "offset": int | None,
+        "return": list[kind] | None,  # type: ignore[valid-type]
+    }
+    return strawberry.field(resolver=rows, description=description)
+
+
+def fastest(laps: list[F1LapRecord]) -> F1LapRecord | None:
+    """The lap with the least duration; on a tie the earlier one (lap number, then driver)."""
+    timed = [lap for lap in laps if lap.lap_duration is not None]
+    return min(
+        timed, key=lambda lap: (lap.lap_duration, lap.lap_number, lap.driver_number), default=None
+    )
+
+
+@strawberry.type(description="One stint of a tyre strategy.")
+class TyreStint:
+    stint_number: int | None
+    compound: str | None
+    lap_start: int | None
+    lap_end: int | None
+    laps: int | None = strawberry.field(description="lapEnd - lapStart + 1.")
+    tyre_age_at_start: int | None
+
+    @classmethod
+    def from_stint(cls, record: StintRecord) -> Self:
+        laps = None
+        if record.lap_start is not None and record.lap_end is not None:
+            laps = record.lap_end - record.lap_start + 1
+        return cls(
+            stint_number=record.stint_number,
+            compound=record.compound,
+            lap_start=record.lap_start,
+            lap_end=record.lap_end,
+            laps=laps,
+            tyre_age_at_start=record.tyre_age_at_start,
+        )
+
+
+@strawberry.type(description="A driver entered in one session (OpenF1 `/v1/drivers`).")
+class Driver(_FromRecord):
+    session_key: int
+    meeting_key: int
+    driver_number: int
+    broadcast_name: str | None = strawberry.field(description="e.g. M VERSTAPPEN.")
+    full_name: str | None
+    name_acronym: str | None = strawberry.field(description="e.g. VER.")
+    team_name: str | None
+    team_colour: str | None = strawberry.field(description="Hex RRGGBB, without a leading #.")
+    first_name: str | None
+    last_name: str | None
+    headshot_url: str | None
+    country_code: str | None = strawberry.field(description="Null in data from 2025 on.")
+
+    laps = session_list(
+        F1Lap, F1LapRecord, F1LapOrder, "This driver's laps (OpenF1 `/v1/laps`).", per_driver=True
+    )
+    stints = session_list(
+        Stint, StintRecord, StintOrder, "This driver's stints (`/v1/stints`).", per_driver=True
+    )
+    pits = session_list(
+        PitStop,
+        PitStopRecord,
+        PitStopOrder,
+        "This driver's pit visits (`/v1/pit`).",
+        per_driver=True,
+    )
+    positions = session_list(
+        Position,
+        PositionRecord,
+        PositionOrder,
+        "This driver's position changes (`/v1/position`).",
+        per_driver=True,
+    )
+    intervals = session_list(
+        Interval,
+        IntervalRecord,
+        IntervalOrder,
+        "This driver's gaps, races only (`/v1/intervals`).",
+        per_driver=True,
+    )
+    team_radio = session_list(
+        TeamRadio,
+        TeamRadioRecord,
+        TeamRadioOrder,
+        "This driver's team radio clips (`/v1/team_radio`).",
+        per_driver=True,
+    )
+
+    @strawberry.field(description="This driver's classification (`/v1/session_result`).")
+    async def result(self, info: Info) -> SessionResult | None:
+        rows = await resolve.driver_data(
+            info, SessionResultRecord, self.session_key, self.driver_number
+        )
+        return SessionResult.from_record(rows[0]) if rows else None
+
+    @strawberry.field(
+        description="The grid slot this driver starts this race or sprint from (the "
+        "`startingGrid` of its qualifying session); null for other sessions."
+    )
+    async def grid_position(self, info: Info) -> GridPosition | None:
+        session = await resolve.session_of(info, self.session_key)
+        grid = await resolve.grid_of_session(info, session.meeting_key, session.session_name)
+        slot = next((g for g in grid if g.driver_number == self.driver_number), None)
+        return GridPosition.from_record(slot) if slot is not None else None
+
+    @strawberry.field(
+        description="This driver's fastest timed lap: the least `lapDuration` (laps without "
+        "one do not count; on a tie, the earlier lap)."
+    )
+    async def fastest_lap(self, info: Info) -> F1Lap | None:
+        rows = await resolve.driver_data(info, F1LapRecord, self.session_key, self.driver_number)
+        found = fastest(rows)
+        return F1Lap.from_record(found) if found is not None else None
+
+    @strawberry.field(
+        description="This driver's stints in order, each with its compound and the number of "
+        "laps it lasted (lapEnd - lapStart + 1; null while a stint is open)."
+    )
+    async def tyre_strategy(self, info: Info) -> list[TyreStint] | None:
+        rows = await resolve.driver_data(info, StintRecord, self.session_key, self.driver_number)
+        ordered = sorted(rows, key=lambda r: (r.stint_number is None, r.stint_number or 0))
+        return [TyreStint.from_stint(r) for r in ordered]
