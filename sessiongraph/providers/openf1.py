@@ -566,7 +566,10 @@ class OpenF1Freshness:
     # Pre-2026 meetings have no date_end; a weekend lasts at most this long.
     meeting_span: timedelta = timedelta(days=4)
 
-    def policy(self, query: str) -> Policy:
+    def policy(self, query: str, *, settled: bool = False) -> Policy:
+        """`settled`: the rows belong to sessions known to have ended long ago (from the
+        catalogue), so they are kept for hours whatever dates they carry."""
+
         def freshness(stored: Stored) -> Freshness | None:
             if stored.status == 404 and _is_no_results(stored.body):
                 rows: list[Any] = []
@@ -580,7 +583,7 @@ class OpenF1Freshness:
                 return None
             if "=latest" in query:
                 ttl = self.latest_seconds
-            elif rows and all(self._settled(row) for row in rows):
+            elif settled or (rows and all(self._settled(row) for row in rows)):
                 ttl = self.settled_seconds
             else:
                 ttl = self.recent_seconds
@@ -680,8 +683,16 @@ class OpenF1Provider:
     ) -> list[RecordT]:
         """Rows of a per-session collection (`cls` in SESSION_COLLECTIONS) for many sessions:
         one request with repeated `session_key=`, chunked to fit the URL."""
+        settled = self.catalogue is not None and await self.catalogue.all_settled(
+            session_keys, self.freshness.settle_after
+        )
         return await self._list(
-            SESSION_COLLECTIONS[cls], cls, spec, key_field="session_key", keys=session_keys
+            SESSION_COLLECTIONS[cls],
+            cls,
+            spec,
+            key_field="session_key",
+            keys=session_keys,
+            settled=settled,
         )
 
     async def _list(
@@ -692,6 +703,7 @@ class OpenF1Provider:
         *,
         key_field: str | None = None,
         keys: Sequence[int] = (),
+        settled: bool = False,
     ) -> list[RecordT]:
         if key_field is not None and not keys:
             return []
@@ -703,7 +715,9 @@ class OpenF1Provider:
         else:
             budget = self.max_url_length - len(str(self.client.url(collection))) - 1
             queries = _chunks(list(dict.fromkeys(keys)), key_field, base, budget)
-        pages = await asyncio.gather(*(self._fetch(collection, q) for q in queries))
+        pages = await asyncio.gather(
+            *(self._fetch(collection, q, settled=settled) for q in queries)
+        )
         records: list[RecordT] = []
         for rows in pages:
             for row in rows:
@@ -714,8 +728,9 @@ class OpenF1Provider:
             records.sort(key=_upstream_order)
         return records
 
-    async def _fetch(self, collection: str, query: str) -> list[Any]:
-        rows, _ = await self._fetch_response(collection, query, self.freshness.policy(query))
+    async def _fetch(self, collection: str, query: str, *, settled: bool = False) -> list[Any]:
+        policy = self.freshness.policy(query, settled=settled)
+        rows, _ = await self._fetch_response(collection, query, policy)
         return rows
 
     async def _fetch_response(

@@ -159,6 +159,18 @@ class Catalogue:
         rows = [s for k in dict.fromkeys(meeting_keys) for s in snapshot.sessions_of.get(k, ())]
         return _matching(rows, resolved)
 
+    async def all_settled(self, session_keys: Sequence[int], after: timedelta) -> bool:
+        """Whether every one of these sessions ended more than `after` ago (their data is
+        final but for rare backfills), as far as the catalogue knows."""
+        snapshot = await self.snapshot()
+        horizon = self._clock() - after
+        for key in session_keys:
+            session = snapshot.session_by_key.get(key)
+            end = session.date_end or session.date_start if session is not None else None
+            if end is None or end > horizon:
+                return False
+        return bool(session_keys)
+
     def _resolve_latest(self, snapshot: Snapshot, spec: FilterSpec) -> FilterSpec | None:
         """`latest` on a key becomes that key, as OpenF1 resolves it; None if uncertain."""
         if not any(condition.latest for _, condition in spec):

@@ -220,3 +220,15 @@ def test_workers_sharing_redis_load_it_once(
     question = "{ meetings(filter: {year: {eq: 2025}}) { meetingKey } }"
     assert first.query(question) == second.query(question)
     assert openf1_paths(sandbox) == {"/v1/meetings": 1, "/v1/sessions": 1}
+
+
+def test_data_of_settled_sessions_is_kept_for_hours(make_gateway: Any) -> None:
+    question = "{ f1Session(key: 9140) { results { position } } }"
+
+    def max_age(gateway: Gateway) -> int:
+        control = gateway.http.get("/graphql", params={"query": question}).headers["cache-control"]
+        return int(control.rsplit("max-age=", 1)[1])
+
+    # Results carry no dates: only the catalogue knows the session ended in 2023.
+    assert max_age(catalogue_gateway(make_gateway, http_max_age_seconds=86400)) > 3600
+    assert max_age(make_gateway(http_max_age_seconds=86400)) <= 300
