@@ -55,3 +55,4 @@ bench: setup
 	$(BIN)/python bench/cache.py
 	$(BIN)/python bench/limits.py
 	$(BIN)/python bench/http_cache.py
+	$(BIN)/python bench/exploration.py
