@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
 from sessiongraph.providers._ratelimit import RateLimiter
+from sessiongraph.sandbox.openf1 import DATA_DIR
+from tests._servers import Sandbox
 
 
 def test_off_when_both_limits_are_zero() -> None:
@@ -68,3 +73,18 @@ def test_no_window_ever_holds_more_than_the_limits() -> None:
     for i, start in enumerate(starts):
         assert sum(1 for s in starts[i:] if s - start < 0.05) <= 3
         assert sum(1 for s in starts[i:] if s - start < 1.0) <= 30
+
+
+def test_the_gateway_never_makes_openf1_answer_429(make_gateway: Any, sandbox: Sandbox) -> None:
+    # The emulator enforces the free tier over arrivals; the gateway's limiter keeps below it.
+    sandbox.faults("openf1", rate_limit_per_second=3, rate_limit_per_minute=30)
+    gateway = make_gateway(openf1_rate_per_second=3, openf1_rate_per_minute=30, retry_attempts=0)
+
+    def ask(key: int) -> Any:
+        return gateway.query(f"{{ meeting(key: {key}) {{ meetingKey }} }}")
+
+    with ThreadPoolExecutor(6) as pool:
+        keys = [m["meeting_key"] for m in json.loads((DATA_DIR / "meetings.json").read_text())]
+        answers = list(pool.map(ask, keys[:12]))
+    assert all("errors" not in a for a in answers), answers
+    assert sandbox.stats("openf1")["rate_limited"] == 0

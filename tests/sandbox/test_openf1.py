@@ -482,3 +482,36 @@ def test_requests_are_counted_by_path(sandbox: Sandbox) -> None:
     assert stats["requests"] == 4
     assert stats["by_path"] == {"/v1/sessions": 3, "/v1/drivers": 1}
     assert stats["by_method_path"]["GET /v1/sessions"] == 3
+
+
+def test_the_free_tier_is_enforced_like_production(sandbox: Sandbox) -> None:
+    sandbox.faults("openf1", rate_limit_per_second=3, rate_limit_per_minute=30)
+    url = sandbox.base_url("openf1") + "/meetings?" + SPA_2023
+    answers = [httpx.get(url) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[3].text == "Rate exceeded"
+    assert "retry-after" not in answers[3].headers
+    time.sleep(1.05)
+    assert httpx.get(url).status_code == 200  # refused requests do not count
+    assert sandbox.stats("openf1")["rate_limited"] == 1
+
+
+def test_the_minute_window_slides(sandbox: Sandbox) -> None:
+    sandbox.faults("openf1", rate_limit_per_minute=5)
+    url = sandbox.base_url("openf1") + "/meetings?" + SPA_2023
+    assert [httpx.get(url).status_code for _ in range(6)] == [200] * 5 + [429]
+
+
+def test_synthetic_rows_replace_or_add_until_reset(sandbox: Sandbox) -> None:
+    control = sandbox.root("openf1") + "/__sandbox/openf1/rows"
+    row = {"session_key": 9141, "meeting_key": 1216, "session_name": "Race", "is_cancelled": True}
+    assert httpx.post(control, json={"collection": "sessions", "rows": [row]}).json() == {
+        "upserted": 1
+    }
+    found = httpx.get(sandbox.base_url("openf1") + "/sessions?" + SPA_RACE).json()
+    assert found == [row]
+    assert httpx.post(control, json={"collection": "laps", "rows": []}).status_code == 400
+    assert httpx.post(control, json={"collection": "sessions", "rows": [{}]}).status_code == 400
+    sandbox.reset("openf1")
+    found = httpx.get(sandbox.base_url("openf1") + "/sessions?" + SPA_RACE).json()
+    assert found[0]["date_start"] == "2023-07-30T13:00:00+00:00"
