@@ -174,7 +174,9 @@ class LoadResult:
         return statistics.median(self.latencies_ms)
 
 
-def run_load(url: str, query: str, *, concurrency: int, requests: int) -> LoadResult:
+def run_load(
+    url: str, query: str, *, concurrency: int, requests: int, path: str = "/graphql"
+) -> LoadResult:
     """Sends `requests` POSTs of `query` from `concurrency` workers; counts GraphQL errors."""
 
     async def main() -> LoadResult:
@@ -189,7 +191,7 @@ def run_load(url: str, query: str, *, concurrency: int, requests: int) -> LoadRe
                 while remaining > 0:
                     remaining -= 1
                     started = time.perf_counter()
-                    async with session.post(url + "/graphql", json={"query": query}) as resp:
+                    async with session.post(url + path, json={"query": query}) as resp:
                         body = await resp.json()
                     latencies.append((time.perf_counter() - started) * 1000)
                     if resp.status != 200 or body.get("errors"):

@@ -10,6 +10,7 @@ import contextlib
 import operator
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from aiodataloader import DataLoader
@@ -31,6 +32,7 @@ from .providers.openf1 import (
     F1SessionRecord,
     MeetingRecord,
 )
+from .providers.openf1_telemetry import TelemetryKind, TelemetrySeries
 from .providers.sqlrace import (
     ConnectionRecord,
     LapRecord,
@@ -45,6 +47,8 @@ __all__ = ["Loaders"]
 SessionsOfMeetingKey = tuple[int, FilterSpec]
 # (session key, filter on the collection's rows): the rows of one per-session collection.
 SessionDataKey = tuple[int, FilterSpec]
+# (kind, session key, driver number, window start, window end)
+TelemetryKey = tuple[TelemetryKind, int, int, datetime | None, datetime | None]
 # Session rows copy these from their meeting (reference openf1.md §1.2), so a condition on
 # one of them selects a meeting exactly when it selects all of that meeting's sessions.
 # gmt_offset is not among them: it can differ within a meeting across a DST change.
@@ -163,6 +167,7 @@ class Loaders:
         # Per-session collections, made when a query first needs one: each batch of
         # sessions costs one request per collection.
         self._session_loaders: dict[type[Any], DataLoader[SessionDataKey, list[Any]]] = {}
+        self._telemetry: DataLoader[TelemetryKey, TelemetrySeries] | None = None
         self.sqlrace = SqlRaceLoaders(providers.sqlrace, batching=batching)
         self.guidebook = GuidebookLoaders(providers.guidebook, batching=batching)
 
@@ -278,6 +283,20 @@ class Loaders:
             return records
 
         return await load_grouped(keys, read, operator.attrgetter("meeting_key"))
+
+    def telemetry(self) -> DataLoader[TelemetryKey, TelemetrySeries]:
+        """One request per (kind, session, driver, window); identical ones in a query shared."""
+        if self._telemetry is None:
+            openf1 = self._providers.openf1
+
+            async def load(keys: list[TelemetryKey]) -> list[Any]:
+                found = await asyncio.gather(
+                    *(openf1.telemetry(*key) for key in keys), return_exceptions=True
+                )
+                return list(found)
+
+            self._telemetry = DataLoader(load, batch=self._batching)
+        return self._telemetry
 
     def session_rows(self, cls: type[R]) -> DataLoader[SessionDataKey, list[R]]:
         """The loader of the per-session collection of `cls` (a key of SESSION_COLLECTIONS)."""

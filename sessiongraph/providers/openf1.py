@@ -12,6 +12,7 @@ import functools
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from dataclasses import field as dataclass_field
@@ -28,6 +29,7 @@ from ..errors import UpstreamRejected, UpstreamUnavailable
 from ..filtering import Condition, FilterSpec, matches
 from ._auth import TokenAuth, TokenFetcher, password_grant_fetcher
 from ._http import UpstreamClient, UpstreamResponse
+from .openf1_telemetry import TelemetryKind, TelemetrySeries, columns
 
 if TYPE_CHECKING:
     from .openf1_catalogue import Catalogue
@@ -60,6 +62,8 @@ __all__ = [
 logger = logging.getLogger("sessiongraph.openf1")
 
 UPSTREAM = "openf1"
+# Parsed answers kept per process, most recently used first out last.
+_PARSED_ANSWERS = 256
 NO_RESULTS = "No results found."
 # Fields the upstream never casts (reference §2); their values always arrive as strings.
 _NEVER_CAST = frozenset({"gmt_offset", "team_colour"})
@@ -619,6 +623,7 @@ class OpenF1Provider:
         self.client = client
         self.max_url_length = max_url_length
         self.freshness = freshness or OpenF1Freshness()
+        self._parsed: OrderedDict[tuple[Any, ...], list[Any]] = OrderedDict()
         # Meetings and sessions from the local catalogue (None: every lookup goes upstream).
         self.catalogue: Catalogue | None = None
         if catalogue:
@@ -673,6 +678,31 @@ class OpenF1Provider:
             "sessions", F1SessionRecord, spec, key_field="meeting_key", keys=meeting_keys
         )
 
+    async def telemetry(
+        self,
+        kind: TelemetryKind,
+        session_key: int,
+        driver_number: int,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> TelemetrySeries:
+        """One driver's samples in `[start, end)`: one request, the window sent as OpenF1
+        date filters (full instants in UTC, `+` escaped)."""
+        spec: FilterSpec = (
+            ("session_key", Condition(eq=session_key)),
+            ("driver_number", Condition(eq=driver_number)),
+        )
+        if start is not None or end is not None:
+            spec += (("date", Condition(gte=start, lt=end)),)
+        query = build_query(spec)
+        if query is None:
+            return TelemetrySeries([], {name: [] for name in kind.channels})
+        settled = self.catalogue is not None and await self.catalogue.all_settled(
+            (session_key,), self.freshness.settle_after
+        )
+        rows = await self._fetch(kind.collection, query, settled=settled)
+        return columns(rows, kind)
+
     async def read_list(self, collection: str, policy: Policy) -> tuple[list[Any], float, float]:
         """A whole unfiltered list (for the catalogue): rows, when fetched, fresh until."""
         rows, response = await self._fetch_response(collection, "", policy)
@@ -715,17 +745,30 @@ class OpenF1Provider:
         else:
             budget = self.max_url_length - len(str(self.client.url(collection))) - 1
             queries = _chunks(list(dict.fromkeys(keys)), key_field, base, budget)
-        pages = await asyncio.gather(
-            *(self._fetch(collection, q, settled=settled) for q in queries)
-        )
-        records: list[RecordT] = []
-        for rows in pages:
-            for row in rows:
-                record = to_record(cls, row)
-                if record is not None and matches(record, spec):
-                    records.append(record)
+        pages = await asyncio.gather(*(self._records(collection, cls, q, settled) for q in queries))
+        records = [record for page in pages for record in page if matches(record, spec)]
         if len(queries) > 1:
             records.sort(key=_upstream_order)
+        return records
+
+    async def _records(
+        self, collection: str, cls: type[RecordT], query: str, settled: bool
+    ) -> list[RecordT]:
+        """An answer's rows as records, parsed once per stored answer and shared by every
+        request that reads it (records are immutable)."""
+        policy = self.freshness.policy(query, settled=settled)
+        rows, response = await self._fetch_response(collection, query, policy)
+        key = (cls, collection, query, response.stored_at, response.fresh_until)
+        if response.stored_at:
+            found = self._parsed.get(key)
+            if found is not None:
+                self._parsed.move_to_end(key)
+                return found
+        records = [r for r in (to_record(cls, row) for row in rows) if r is not None]
+        if response.stored_at:
+            self._parsed[key] = records
+            while len(self._parsed) > _PARSED_ANSWERS:
+                self._parsed.popitem(last=False)
         return records
 
     async def _fetch(self, collection: str, query: str, *, settled: bool = False) -> list[Any]:

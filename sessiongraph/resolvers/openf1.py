@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 from typing import TypeVar
 
 from ..errors import BadUserInput, NotFound
 from ..filtering import Condition, FilterSpec
 from ..loaders import CachedLoader
 from ..providers.openf1 import F1LapRecord, F1SessionRecord, GridPositionRecord, MeetingRecord
+from ..providers.openf1_telemetry import TelemetryKind, TelemetrySeries, downsample
 from ..schema.context import Info
 from ..schema.filters import to_filter_spec
 
@@ -25,6 +27,7 @@ __all__ = [
     "session_data",
     "session_of",
     "sessions_of_meeting",
+    "telemetry",
 ]
 
 # The sessions whose result sets a race's or sprint's grid, by session name across eras
@@ -141,6 +144,35 @@ async def laps(info: Info, session_key: int, driver_number: int | None) -> list[
     if driver_number is not None:
         spec = (("driver_number", Condition(eq=driver_number)),)
     return await session_data(info, F1LapRecord, session_key, spec)
+
+
+# Beyond an hour between samples a series says nothing a lap list would not.
+MAX_EVERY_SECONDS = 3600.0
+
+
+async def telemetry(
+    info: Info,
+    kind: TelemetryKind,
+    session_key: int,
+    driver_number: int,
+    start: datetime | None,
+    end: datetime | None,
+    every_seconds: float | None,
+) -> TelemetrySeries:
+    """One driver's car data or location in `[start, end)`, downsampled if asked."""
+    if not 1 <= driver_number <= 99:
+        raise BadUserInput("`driverNumber` is a car number, 1 to 99", field="driverNumber")
+    if start is not None and end is not None and start >= end:
+        raise BadUserInput("`to` must come after `from` (the window is [from, to))", field="to")
+    if every_seconds is not None and not 0 < every_seconds <= MAX_EVERY_SECONDS:
+        raise BadUserInput(
+            f"`everySeconds` must be more than 0 and at most {MAX_EVERY_SECONDS:g}",
+            field="everySeconds",
+        )
+    found = await info.context.loaders.telemetry().load(
+        (kind, session_key, driver_number, start, end)
+    )
+    return downsample(found, every_seconds) if every_seconds else found
 
 
 async def session_of(info: Info, session_key: int) -> F1SessionRecord:

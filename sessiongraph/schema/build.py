@@ -32,6 +32,7 @@ from .nodes import resolve_entity
 from .query import Query
 from .reported import ReportedErrors
 from .scalars import DATETIME_SCALAR
+from .series import COLUMN_SCALARS
 
 __all__ = ["SessionGraphSchema", "build_schema"]
 
@@ -118,7 +119,7 @@ def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
         mutation=Mutation,
         extensions=extensions,
         config=StrawberryConfig(
-            scalar_map={datetime.datetime: DATETIME_SCALAR},
+            scalar_map={datetime.datetime: DATETIME_SCALAR, **COLUMN_SCALARS},
             # @defer and @stream over multipart/mixed: a page shows the fast part first.
             enable_experimental_incremental_execution=True,
             batching_config=(

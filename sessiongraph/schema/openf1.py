@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import datetime
-from typing import TYPE_CHECKING, Self, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Self, TypeAlias
 
 import strawberry
 from strawberry.types.arguments import convert_argument
@@ -27,12 +27,15 @@ from ..providers.openf1 import (
     TeamRadioRecord,
     WeatherRecord,
 )
+from ..providers.openf1_telemetry import CAR_DATA, LOCATION
 from ..resolvers import openf1 as resolve
 from .context import Info, subselections
 from .filters import BooleanFilter, DateTimeFilter, IntFilter, KeyFilter, StringFilter
 from .ids import encode_id, int_key
 from .nodes import Node, register_node
 from .openf1_data import (
+    CAR_DATA_DESCRIPTION,
+    CAR_LOCATION_DESCRIPTION,
     ChampionshipDriver,
     ChampionshipDriverOrder,
     ChampionshipTeam,
@@ -66,6 +69,7 @@ from .openf1_data import (
 )
 from .ordering import OrderKey, check_window, order_input, ordered_window
 from .records import copy_record
+from .series import CarDataSeries, CarLocationSeries
 from .session import Session, SessionSource
 
 if TYPE_CHECKING:
@@ -312,6 +316,34 @@ class F1Session(Session):
         check_window(limit, offset)
         rows = await resolve.laps(info, self.session_key, driver_number)
         return [F1Lap.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
+
+    @strawberry.field(description=CAR_DATA_DESCRIPTION + " `driverNumber` is required.")
+    async def car_data(
+        self,
+        info: Info,
+        driver_number: int,
+        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
+        to: datetime | None = None,
+        every_seconds: float | None = None,
+    ) -> CarDataSeries | None:
+        series = await resolve.telemetry(
+            info, CAR_DATA, self.session_key, driver_number, from_, to, every_seconds
+        )
+        return CarDataSeries.from_series(series)
+
+    @strawberry.field(description=CAR_LOCATION_DESCRIPTION + " `driverNumber` is required.")
+    async def car_location(
+        self,
+        info: Info,
+        driver_number: int,
+        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
+        to: datetime | None = None,
+        every_seconds: float | None = None,
+    ) -> CarLocationSeries | None:
+        series = await resolve.telemetry(
+            info, LOCATION, self.session_key, driver_number, from_, to, every_seconds
+        )
+        return CarLocationSeries.from_series(series)
 
     @strawberry.field(
         description="The session's fastest timed lap over all drivers: the least `lapDuration` "

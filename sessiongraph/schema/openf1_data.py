@@ -6,7 +6,7 @@ Each is built from its provider record field by field, under the upstream's came
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Self, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Self, TypeAlias
 
 import strawberry
 
@@ -26,12 +26,16 @@ from ..providers.openf1 import (
     TeamRadioRecord,
     WeatherRecord,
 )
+from ..providers.openf1_telemetry import CAR_DATA, LOCATION
 from ..resolvers import openf1 as resolve
 from .context import Info
 from .ordering import OrderKey, check_window, order_input, ordered_window
 from .records import copy_record
+from .series import CarDataSeries, CarLocationSeries
 
 __all__ = [
+    "CAR_DATA_DESCRIPTION",
+    "CAR_LOCATION_DESCRIPTION",
     "ChampionshipDriver",
     "ChampionshipDriverOrder",
     "ChampionshipTeam",
@@ -66,6 +70,13 @@ __all__ = [
 ]
 
 _PHASES = "Q1, Q2, Q3 in that order; an entry is null for a phase the driver did not run."
+_WINDOW = (
+    " The window is [from, to) (from inclusive, to exclusive), sent to OpenF1 as date filters; "
+    "without it, the whole session (a race is about 20,000 samples per car). One upstream "
+    "request per driver and window."
+)
+CAR_DATA_DESCRIPTION = "Telemetry (OpenF1 `/v1/car_data`) as columns." + _WINDOW
+CAR_LOCATION_DESCRIPTION = "Position on track (OpenF1 `/v1/location`) as columns." + _WINDOW
 
 
 class _FromRecord:
@@ -448,6 +459,32 @@ class Driver(_FromRecord):
         "This driver's team radio clips (`/v1/team_radio`).",
         per_driver=True,
     )
+
+    @strawberry.field(description=CAR_DATA_DESCRIPTION)
+    async def car_data(
+        self,
+        info: Info,
+        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
+        to: datetime | None = None,
+        every_seconds: float | None = None,
+    ) -> CarDataSeries | None:
+        series = await resolve.telemetry(
+            info, CAR_DATA, self.session_key, self.driver_number, from_, to, every_seconds
+        )
+        return CarDataSeries.from_series(series)
+
+    @strawberry.field(description=CAR_LOCATION_DESCRIPTION)
+    async def car_location(
+        self,
+        info: Info,
+        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
+        to: datetime | None = None,
+        every_seconds: float | None = None,
+    ) -> CarLocationSeries | None:
+        series = await resolve.telemetry(
+            info, LOCATION, self.session_key, self.driver_number, from_, to, every_seconds
+        )
+        return CarLocationSeries.from_series(series)
 
     @strawberry.field(description="This driver's classification (`/v1/session_result`).")
     async def result(self, info: Info) -> SessionResult | None:

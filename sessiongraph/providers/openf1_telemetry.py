@@ -1,0 +1,85 @@
+"""OpenF1 car telemetry (`/v1/car_data`) and positions on track (`/v1/location`) as columns:
+one list per channel, never one object per sample."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "CAR_DATA",
+    "LOCATION",
+    "SAMPLES_PER_SECOND",
+    "TelemetryKind",
+    "TelemetrySeries",
+    "columns",
+    "downsample",
+]
+
+# OpenF1 samples each car about 3.7 times a second (reference §4).
+SAMPLES_PER_SECOND = 3.7
+
+
+@dataclass(frozen=True)
+class TelemetryKind:
+    collection: str
+    channels: tuple[str, ...]
+
+
+CAR_DATA = TelemetryKind("car_data", ("speed", "rpm", "n_gear", "throttle", "brake", "drs"))
+LOCATION = TelemetryKind("location", ("x", "y", "z"))
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetrySeries:
+    """Samples in time order: `dates` as OpenF1 wrote them, one column per channel."""
+
+    dates: list[str]
+    channels: dict[str, list[Any]]
+
+    @property
+    def count(self) -> int:
+        return len(self.dates)
+
+
+def _number(value: Any) -> Any:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def columns(rows: Sequence[Any], kind: TelemetryKind) -> TelemetrySeries:
+    """Rows (already in time order upstream) to columns; a missing or odd value is null."""
+    kept = [r for r in rows if isinstance(r, dict) and isinstance(r.get("date"), str)]
+    kept.sort(key=lambda r: r["date"])  # one format upstream, so text order is time order
+    return TelemetrySeries(
+        [r["date"] for r in kept],
+        {name: [_number(r.get(name)) for r in kept] for name in kind.channels},
+    )
+
+
+def downsample(series: TelemetrySeries, every_seconds: float) -> TelemetrySeries:
+    """The first sample of each `every_seconds` interval, counted from the first sample:
+    values are kept as measured, never averaged (a gear or DRS code has no mean)."""
+    kept: list[int] = []
+    next_due: float | None = None
+    for index, text in enumerate(series.dates):
+        moment = _seconds(text)
+        if moment is None:
+            continue
+        if next_due is None or moment >= next_due:
+            kept.append(index)
+            base = moment if next_due is None else next_due
+            # Skip whole intervals that had no sample, so buckets stay aligned.
+            next_due = base + every_seconds * (1 + int((moment - base) // every_seconds))
+    return TelemetrySeries(
+        [series.dates[i] for i in kept],
+        {name: [values[i] for i in kept] for name, values in series.channels.items()},
+    )
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
