@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     sqlrace_expose_infrastructure: bool = False
     # Per-session requests (details, laps, parameters) in flight at once towards SQL Race.
     sqlrace_concurrency: int = Field(default=8, ge=1)
+    # Samples: pages of this many, and at most this many per parameter in one answer.
+    sqlrace_samples_page_size: int = Field(default=5000, ge=1, le=100_000)
+    sqlrace_max_samples: int = Field(default=2_000_000, ge=1)
     # Whether the server answers GET .../sessions/{key} (not in the reference); without it a
     # session is found by paging its connection's list.
     sqlrace_single_session_route: bool = False

@@ -190,6 +190,8 @@ def _sqlrace(settings: Settings, cache: ResponseCache) -> SqlRaceProvider | None
         expose_infrastructure=settings.sqlrace_expose_infrastructure,
         concurrency=settings.sqlrace_concurrency,
         single_session_route=settings.sqlrace_single_session_route,
+        samples_page_size=settings.sqlrace_samples_page_size,
+        max_samples=settings.sqlrace_max_samples,
     )
 
 

@@ -19,6 +19,13 @@ from yarl import URL
 from ..errors import NotFound, UpstreamRejected, UpstreamUnavailable
 from ._auth import TokenFetcher, password_grant_fetcher
 from ._http import UpstreamClient
+from .sqlrace_samples import (
+    SampleQuery,
+    SampleSeriesRecord,
+    TimeRangeRecord,
+    read_samples,
+    read_time_ranges,
+)
 
 __all__ = [
     "ConnectionRecord",
@@ -348,8 +355,12 @@ class SqlRaceProvider:
         expose_infrastructure: bool = False,
         concurrency: int = 8,
         single_session_route: bool = False,
+        samples_page_size: int = 5000,
+        max_samples: int = 2_000_000,
     ) -> None:
         self.client = client
+        self.samples_page_size = samples_page_size
+        self.max_samples = max_samples
         self.page_size = page_size
         self.first_page = first_page
         self.max_pages = max_pages
@@ -434,6 +445,23 @@ class SqlRaceProvider:
 
     def _session_path(self, connection: str, key: str) -> str:
         return f"connections/{path_segment(connection)}/sessions/{path_segment(key)}"
+
+    async def samples(self, query: SampleQuery) -> SampleSeriesRecord:
+        return await read_samples(
+            self, query, page_size=self.samples_page_size, max_samples=self.max_samples
+        )
+
+    async def sample_time_ranges(self, query: SampleQuery) -> list[TimeRangeRecord]:
+        return await read_time_ranges(self, query)
+
+    async def read_session(self, connection: str, key: str, resource: str, query: str) -> Any:
+        """Any JSON below one session (`resource` already encoded), within the concurrency cap."""
+        async with self._gate:
+            return await self._read(
+                f"{self._session_path(connection, key)}/{resource}",
+                f"data of session {key!r} of connection {connection!r}",
+                query,
+            )
 
     async def _per_session(
         self, connection: str, key: str, resource: str, query: str = ""

@@ -14,6 +14,7 @@ from ..providers.sqlrace import (
     SessionDetailRecord,
     SqlRaceSessionRecord,
 )
+from ..providers.sqlrace_samples import SampleQuery, SampleSeriesRecord, TimeRangeRecord
 from ..schema.context import Info
 
 __all__ = [
@@ -115,3 +116,11 @@ async def laps(info: Info, connection_name: str, key: str) -> list[LapRecord]:
 
 async def parameters(info: Info, connection_name: str, key: str) -> list[ParameterRecord]:
     return await _loaders(info).parameters.load((connection_name, key))
+
+
+async def samples(info: Info, query: SampleQuery) -> SampleSeriesRecord:
+    return await _loaders(info).provider.samples(query)
+
+
+async def sample_time_ranges(info: Info, query: SampleQuery) -> list[TimeRangeRecord]:
+    return await _loaders(info).provider.sample_time_ranges(query)

@@ -320,6 +320,10 @@ def estimate(
                 )
                 total += 1 + max(size, 0) * inner
                 rate = _SERIES_RATES.get(name)
+                if name == "samples":
+                    hz = _float_argument(selection, "frequencyHz", variables) or 0.0
+                    channels = _list_length(_argument(selection, "parameters"), variables)
+                    rate = max(0.0, min(hz, 10_000.0)) * max(channels, 1)
                 if rate is not None:
                     total += _series_cost(selection, rate, variables)
             elif isinstance(selection, InlineFragmentNode):

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Self
+from enum import Enum
+from typing import Annotated, Self
 
 import strawberry
 
@@ -18,12 +19,14 @@ from ..providers.sqlrace import (
     SqlRaceSessionRecord,
     parse_offset,
 )
+from ..providers.sqlrace_samples import Aggregation, SampleQuery, SampleSeriesRecord
 from ..resolvers import sqlrace as resolve
 from .context import Info
 from .filters import DateTimeFilter, IntFilter, StringFilter, to_filter_spec
 from .ids import encode_id
 from .nodes import Node, register_node
 from .pagination import PageInfo, encode_cursor, page_window
+from .series import FloatColumn, StringColumn
 from .session import Session, SessionSource
 
 __all__ = [
@@ -133,6 +136,56 @@ class Parameter:
         )
 
 
+@strawberry.enum(description="How SQL Race reduces the samples of each interval (reference).")
+class SampleAggregation(Enum):
+    FIRST = "First"
+    MEAN = "Mean"
+    MIN = "Min"
+    MAX = "Max"
+
+
+@strawberry.type(description="One parameter's values, one per sample of its series.")
+class SampleChannel:
+    parameter: str = strawberry.field(description="The parameter id, e.g. vCar:Chassis.")
+    values: FloatColumn
+
+
+@strawberry.type(description="A continuous range with data (…/data/timeRanges).")
+class SampleTimeRange:
+    start_time: str | None
+    end_time: str | None
+    span: str | None
+
+
+@strawberry.type(description="SQL Race samples as columns: one time column, one per parameter.")
+class SampleSeries:
+    count: int
+    time: StringColumn = strawberry.field(
+        description="Each sample's time of day as the server writes it (HH:MM:SS.fffffff)."
+    )
+    channels: list[SampleChannel]
+    _query: strawberry.Private[SampleQuery]
+
+    @classmethod
+    def from_record(cls, record: SampleSeriesRecord, query: SampleQuery) -> Self:
+        return cls(
+            count=record.count,
+            time=StringColumn(record.times),
+            channels=[
+                SampleChannel(parameter=p, values=FloatColumn(v)) for p, v in record.channels
+            ],
+            _query=query,
+        )
+
+    @strawberry.field(description="The continuous ranges with data for the same request.")
+    async def time_ranges(self, info: Info) -> list[SampleTimeRange] | None:
+        ranges = await resolve.sample_time_ranges(info, self._query)
+        return [
+            SampleTimeRange(start_time=r.start_time, end_time=r.end_time, span=r.span)
+            for r in ranges
+        ]
+
+
 @strawberry.federation.type(
     keys=["connectionName key", "id"],
     description="A session recorded in SQL Race (McLaren / Motion Applied).",
@@ -220,6 +273,35 @@ class SqlRaceSession(Session):
     @strawberry.field(description="The connection it was read from.")
     async def connection(self, info: Info) -> Connection | None:
         return Connection.from_record(await resolve.connection(info, self.connection_name))
+
+    @strawberry.field(
+        description="Parameter samples at `frequencyHz` (…/parameters/{ids}/{frequencyHz}/data) "
+        "as columns, every page read (at most SQLRACE_MAX_SAMPLES per parameter; beyond, an "
+        "error says to narrow the window). When the recorded rate is higher, SQL Race "
+        "aggregates each interval with `aggregation`. `from`/`to` are times of day as the "
+        "server takes them (e.g. 10:34 or 10:34:05.25); `lap` keeps one lap."
+    )
+    async def samples(
+        self,
+        info: Info,
+        parameters: list[str],
+        frequency_hz: float,
+        aggregation: SampleAggregation = SampleAggregation.MEAN,
+        from_: Annotated[str | None, strawberry.argument(name="from")] = None,
+        to: str | None = None,
+        lap: int | None = None,
+    ) -> SampleSeries | None:
+        query = SampleQuery(
+            self.connection_name,
+            self.key,
+            tuple(parameters),
+            frequency_hz,
+            Aggregation[aggregation.name],
+            from_,
+            to,
+            lap,
+        )
+        return SampleSeries.from_record(await resolve.samples(info, query), query)
 
 
 @strawberry.type
