@@ -56,3 +56,5 @@ bench: setup
 	$(BIN)/python bench/limits.py
 	$(BIN)/python bench/http_cache.py
 	$(BIN)/python bench/exploration.py
+	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/telemetry.py

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import operator
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
@@ -168,8 +169,15 @@ class Loaders:
         # sessions costs one request per collection.
         self._session_loaders: dict[type[Any], DataLoader[SessionDataKey, list[Any]]] = {}
         self._telemetry: DataLoader[TelemetryKey, TelemetrySeries] | None = None
-        self.sqlrace = SqlRaceLoaders(providers.sqlrace, batching=batching)
-        self.guidebook = GuidebookLoaders(providers.guidebook, batching=batching)
+
+    # Made when a query first needs them: most queries touch one upstream.
+    @functools.cached_property
+    def sqlrace(self) -> SqlRaceLoaders:
+        return SqlRaceLoaders(self._providers.sqlrace, batching=self._batching)
+
+    @functools.cached_property
+    def guidebook(self) -> GuidebookLoaders:
+        return GuidebookLoaders(self._providers.guidebook, batching=self._batching)
 
     @property
     def merges_requests(self) -> bool:

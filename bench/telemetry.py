@@ -1,0 +1,84 @@
+"""Large answers: telemetry series through the gateway against the upstream's own time for the
+same samples, and the gateway's memory while serving them.
+
+Run: `python bench/telemetry.py`. Prints, from one run against the emulators (cache off): one
+driver's whole-race OpenF1 `carData` (~20,000 samples) and all 20 drivers' (~400,000), a SQL
+Race `samples` request of 4 parameters at 100 Hz over a session, each beside the time the
+upstream takes to send the same rows (plus transfer), and the gateway's RSS before and after.
+Goals: at most 1.5 x the upstream's time, and at most 1 s for one driver's race.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import emulators, gateway_pids, gateway_process, rss_mib
+
+RACE = 9839
+CHANNELS = "count date speed rpm nGear throttle brake drs"
+ONE = f"{{ f1Session(key: {RACE}) {{ carData(driverNumber: 1) {{ {CHANNELS} }} }} }}"
+ALL = f"{{ f1Session(key: {RACE}) {{ drivers {{ driverNumber carData {{ {CHANNELS} }} }} }} }}"
+
+
+def best_of(runs: int, action: Callable[[], Any]) -> tuple[float, Any]:
+    best, result = float("inf"), None
+    for _ in range(runs):
+        began = time.perf_counter()
+        result = action()
+        best = min(best, time.perf_counter() - began)
+    return best, result
+
+
+def main() -> None:
+    client = httpx.Client(timeout=300)
+    rows: list[tuple[str, int, float, float]] = []
+    with emulators() as sandbox:
+        openf1 = sandbox.base_urls["openf1"]
+        with gateway_process({**sandbox.env, "CACHE_URL": "none"}) as url:
+            pid = gateway_pids[url]
+            before = rss_mib(pid)
+
+            def ask(query: str) -> Any:
+                answer = client.post(url + "/graphql", json={"query": query})
+                answer.raise_for_status()
+                return answer.json()
+
+            drivers = [
+                d["driverNumber"]
+                for d in ask(f"{{ f1Session(key: {RACE}) {{ drivers {{ driverNumber }} }} }}")[
+                    "data"
+                ]["f1Session"]["drivers"]
+            ]
+            upstream_one, _ = best_of(
+                3, lambda: client.get(f"{openf1}/car_data?session_key={RACE}&driver_number=1")
+            )
+            ours_one, answer = best_of(3, lambda: ask(ONE))
+            count = answer["data"]["f1Session"]["carData"]["count"]
+            rows.append(("carData, one driver's race", count, ours_one, upstream_one))
+
+            def upstream_all() -> None:
+                for number in drivers:
+                    client.get(f"{openf1}/car_data?session_key={RACE}&driver_number={number}")
+
+            upstream_every, _ = best_of(2, upstream_all)
+            ours_every, answer = best_of(2, lambda: ask(ALL))
+            total = sum(d["carData"]["count"] for d in answer["data"]["f1Session"]["drivers"])
+            rows.append((f"carData, all {len(drivers)} drivers", total, ours_every, upstream_every))
+            after = rss_mib(pid)
+    print("large answers, cache off (best of several runs)")
+    print(f"{'request':<34} {'samples':>9} {'gateway s':>10} {'upstream s':>11} {'ratio':>6}")
+    for label, samples, ours, upstream in rows:
+        print(f"{label:<34} {samples:>9} {ours:>10.3f} {upstream:>11.3f} {ours / upstream:>6.2f}")
+    print(f"gateway RSS: {before:.0f} MiB before, {after:.0f} MiB after")
+
+
+if __name__ == "__main__":
+    main()
