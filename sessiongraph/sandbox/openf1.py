@@ -1,29 +1,34 @@
 """Emulator of api.openf1.org: the open-source query server's filter semantics plus production's
-404s, live-session gate and proxy errors, serving the stored rows under `data/openf1/`."""
+404s, 422s, live-session gate and proxy errors, serving the stored rows under `data/openf1/` and
+synthetic `car_data` and `location` rows made from the stored laps (`openf1_telemetry`)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import html
 import io
 import operator
 import re
 import secrets
+import threading
 import traceback
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import parse_qsl
 
 import orjson
 from aiohttp import web
 from dateutil.parser import parse as parse_date
 
+from . import openf1_telemetry as telemetry
 from ._control import SandboxControl
 from ._spec import EmulatorSpec
 
@@ -40,12 +45,23 @@ LOWER_OPS: Final = frozenset({">", ">="})
 UPPER_OPS: Final = frozenset({"<", "<="})
 TOKEN_SECONDS: Final = 3600
 NO_RESULTS: Final = {"detail": "No results found."}
+# Sandbox rule for production's "422 for very large requests": telemetry needs one session and
+# one driver (a `date` window is recommended, not required).
+TOO_LARGE: Final = {
+    "detail": (
+        "Request too large: filter {collection} by session_key (a number or latest) and "
+        "driver_number, each a single exact value, and preferably a date window "
+        "(date>=...&date<...)."
+    )
+}
+TELEMETRY_BLOCKS: Final = 40
 LIVE_DETAIL: Final = (
     "Session in progress, access is restricted to authenticated users. "
     "Sign up here: https://openf1.org/auth.html"
 )
 _TZ_TAIL: Final = re.compile(r" \d{2}:\d{2}$")
 _PATH: Final = re.compile(r"^v1/(\w+)$")
+_TELEMETRY_PATH: Final = re.compile(r"^v1/(car_data|location)$", re.IGNORECASE)
 _COMPARE: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "=": operator.eq,
     ">=": operator.ge,
@@ -86,6 +102,20 @@ def _sort_key(values: dict[str, Any]) -> tuple[tuple[int, Any], ...]:
     return tuple(key)
 
 
+class Rows(Protocol):
+    """What the filter engine needs of a collection: positions 0..len-1 in response order."""
+
+    def __len__(self) -> int: ...
+
+    def column(self, name: str) -> list[Any]: ...
+
+    def index(self, name: str) -> dict[tuple[int, Any], list[int]]: ...
+
+    def record(self, position: int) -> dict[str, Any]: ...
+
+    def encode(self, positions: list[int]) -> bytes: ...
+
+
 class Collection:
     """One endpoint's rows in response order, with comparable values and pre-encoded JSON."""
 
@@ -98,6 +128,15 @@ class Collection:
         self._indexes: dict[str, dict[tuple[int, Any], list[int]]] = {}
         self._columns: dict[str, list[Any]] = {}
 
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def record(self, position: int) -> dict[str, Any]:
+        return self.values[position]
+
+    def encode(self, positions: list[int]) -> bytes:
+        return b"[" + b",".join([self.bodies[i] for i in positions]) + b"]"
+
     def column(self, name: str) -> list[Any]:
         """Field `name` of every row (a sentinel where absent), built on demand."""
         found = self._columns.get(name)
@@ -109,16 +148,121 @@ class Collection:
         """Positions by (kind, value) of field `name`, array elements included, built on demand."""
         found = self._indexes.get(name)
         if found is None:
-            found = {}
-            for position, values in enumerate(self.values):
-                value = values.get(name)
-                for element in value if isinstance(value, list) else (value,):
-                    kind = _KINDS.get(type(element), 0)
-                    if kind:
-                        bucket = found.setdefault((kind, element), [])
-                        if not bucket or bucket[-1] != position:
-                            bucket.append(position)
-            self._indexes[name] = found
+            found = self._indexes[name] = _build_index(self.column(name))
+        return found
+
+
+def _build_index(column: list[Any]) -> dict[tuple[int, Any], list[int]]:
+    found: dict[tuple[int, Any], list[int]] = {}
+    for position, value in enumerate(column):
+        for element in value if isinstance(value, list) else (value,):
+            kind = _KINDS.get(type(element), 0)
+            if kind:
+                bucket = found.setdefault((kind, element), [])
+                if not bucket or bucket[-1] != position:
+                    bucket.append(position)
+    return found
+
+
+class TelemetryBlock:
+    """One (collection, session, driver) of synthetic samples: columns, and all rows encoded once
+    into one buffer, so a contiguous selection (a date window) is a single slice."""
+
+    def __init__(self, trace: telemetry.Trace) -> None:
+        self.trace = trace
+        self.buffer, self.offsets = trace.encode()
+        self._columns: dict[str, list[Any]] = {}
+        self._indexes: dict[str, dict[tuple[int, Any], list[int]]] = {}
+
+    def __len__(self) -> int:
+        return len(self.trace)
+
+    def column(self, name: str) -> list[Any]:
+        found = self._columns.get(name)
+        if found is None:
+            trace, count = self.trace, len(self.trace)
+            if name == "date":
+                found = trace.dates()
+            elif name == "meeting_key":
+                found = [trace.meeting_key] * count
+            elif name == "session_key":
+                found = [trace.session_key] * count
+            elif name == "driver_number":
+                found = [trace.driver_number] * count
+            elif name in trace.columns:
+                found = list(trace.columns[name])
+            else:
+                found = [_MISSING] * count
+            self._columns[name] = found
+        return found
+
+    def index(self, name: str) -> dict[tuple[int, Any], list[int]]:
+        found = self._indexes.get(name)
+        if found is None:
+            found = self._indexes[name] = _build_index(self.column(name))
+        return found
+
+    def record(self, position: int) -> dict[str, Any]:
+        return self.trace.record(position)
+
+    def encode(self, positions: list[int]) -> bytes:
+        if not positions:
+            return b"[]"
+        first, last, offsets = positions[0], positions[-1], self.offsets
+        if last - first + 1 == len(positions):
+            return b"[" + self.buffer[offsets[first] : offsets[last + 1] - 1] + b"]"
+        view = memoryview(self.buffer)
+        parts = [view[offsets[i] : offsets[i + 1] - 1] for i in positions]
+        return b"[" + b",".join(parts) + b"]"
+
+
+class TelemetryCache:
+    """Synthetic blocks made on first request from the dataset's laps, least recently used
+    dropped beyond `capacity`."""
+
+    def __init__(self, capacity: int = TELEMETRY_BLOCKS) -> None:
+        self.capacity = capacity
+        self._blocks: OrderedDict[tuple[str, int, int], TelemetryBlock] = OrderedDict()
+        self._laps_of: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+        self._laps_from: Collection | None = None
+        # Requests are answered in worker threads; one block is made at a time.
+        self._lock = threading.Lock()
+
+    def block(
+        self, laps: Collection | None, collection: str, session_key: int, driver_number: int
+    ) -> TelemetryBlock | None:
+        with self._lock:
+            return self._block(laps, collection, session_key, driver_number)
+
+    def _block(
+        self, laps: Collection | None, collection: str, session_key: int, driver_number: int
+    ) -> TelemetryBlock | None:
+        if laps is not self._laps_from:
+            self._laps_from, self._blocks, self._laps_of = laps, OrderedDict(), {}
+            for values in laps.values if laps else []:
+                owner = (values.get("session_key"), values.get("driver_number"))
+                self._laps_of.setdefault(owner, []).append(values)
+        key = (collection, session_key, driver_number)
+        found = self._blocks.get(key)
+        if found is not None:
+            self._blocks.move_to_end(key)
+            return found
+        rows = self._laps_of.get((session_key, driver_number))
+        if not rows:
+            return None
+        meeting_key = rows[0].get("meeting_key")
+        trace = telemetry.generate(
+            collection,
+            rows,
+            meeting_key=meeting_key if isinstance(meeting_key, int) else 0,
+            session_key=session_key,
+            driver_number=driver_number,
+        )
+        if trace is None or not len(trace):
+            return None  # cheap to find again, so it takes no place in the cache
+        found = self._blocks[key] = TelemetryBlock(trace)
+        while len(self._blocks) > self.capacity:
+            self._blocks.popitem(last=False)
         return found
 
 
@@ -324,7 +468,7 @@ class FieldFilter:
                 return True
         return False
 
-    def candidates(self, collection: Collection) -> list[int] | None:
+    def candidates(self, collection: Rows) -> list[int] | None:
         """Positions that can match, from the index, when this field is equalities only."""
         if self.singles or self.pairs:
             return None
@@ -335,14 +479,14 @@ class FieldFilter:
         return sorted(found)
 
 
-def select(collection: Collection, filters: list[FieldFilter]) -> list[int]:
+def select(collection: Rows, filters: list[FieldFilter]) -> list[int]:
     """Positions of the rows every filter accepts, in response order."""
     narrowest: list[int] | None = None
     for field_filter in filters:
         found = field_filter.candidates(collection)
         if found is not None and (narrowest is None or len(found) < len(narrowest)):
             narrowest = found
-    positions = list(range(len(collection.rows))) if narrowest is None else narrowest
+    positions = list(range(len(collection))) if narrowest is None else narrowest
     for field_filter in filters:
         if not positions:
             break
@@ -368,10 +512,10 @@ def _error_page(trace: str) -> web.Response:
     return web.Response(text=body, status=500, content_type="text/html")
 
 
-def _csv_response(collection: Collection, positions: list[int], filename: str) -> web.Response:
+def _csv_response(collection: Rows, positions: list[int], filename: str) -> web.Response:
     if not positions:
         raise ValueError("No results")
-    rows = [collection.values[i] for i in positions]
+    rows = [collection.record(i) for i in positions]
     names: set[str] = set().union(*rows)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=sorted(names))
@@ -423,6 +567,7 @@ class OpenF1State:
     password: str
     live: bool = False
     tokens: dict[str, datetime] = field(default_factory=dict)
+    telemetry: TelemetryCache = field(default_factory=TelemetryCache)
 
     def latest(self) -> tuple[Any, Any]:
         """(session_key, meeting_key) of the last non-cancelled session started by now + 60 s."""
@@ -475,15 +620,40 @@ class OpenF1State:
         for param in params:
             by_field.setdefault(param.name, []).append(param)
         use_csv = "csv" in by_field and bool(by_field.pop("csv")[0].value)
+        collection: Rows
+        if name in telemetry.COLLECTIONS:
+            block = self._telemetry_block(name, by_field)
+            if isinstance(block, web.Response):
+                return block
+            collection = block or Collection([])
+        else:
+            collection = self.dataset.collections.get(name) or Collection([])
         filters = [FieldFilter.build(key, group) for key, group in by_field.items()]
-        collection = self.dataset.collections.get(name) or Collection([])
         positions = select(collection, filters)
         if use_csv:
             return _csv_response(collection, positions, f"{name}.csv")
         if not positions:
             return _json(NO_RESULTS, 404)
-        body = b"[" + b",".join([collection.bodies[i] for i in positions]) + b"]"
-        return web.Response(body=body, content_type="application/json")
+        return web.Response(body=collection.encode(positions), content_type="application/json")
+
+    def _telemetry_block(
+        self, name: str, by_field: dict[str, list[Param]]
+    ) -> TelemetryBlock | web.Response | None:
+        """The block one exact session_key and driver_number pick (their filters are then
+        satisfied by every row and dropped from `by_field`), None for no data, or the 422."""
+        session_key = _exact_value(by_field.get("session_key"))
+        driver_number = _exact_value(by_field.get("driver_number"))
+        if session_key is None or driver_number is None:
+            detail = TOO_LARGE["detail"].format(collection=f"/v1/{name}")
+            return _json({"detail": detail}, 422)
+        if type(session_key) is not int or type(driver_number) is not int:
+            return None  # a string, bool or fraction equals no stored key
+        block = self.telemetry.block(
+            self.dataset.collections.get("laps"), name, session_key, driver_number
+        )
+        if block is not None:
+            del by_field["session_key"], by_field["driver_number"]
+        return block
 
     def _resolve_latest(self, param: Param) -> Param:
         if param.value != "latest" or param.name not in ("session_key", "meeting_key"):
@@ -491,6 +661,20 @@ class OpenF1State:
         session_key, meeting_key = self.latest()
         key = session_key if param.name == "session_key" else meeting_key
         return Param(param.name, param.op, key)
+
+
+def _exact_value(params: list[Param] | None) -> Scalar | None:
+    """The one value a field's filters are all equal to; an integral float as an int (Mongo
+    matches 1.0 to 1). None when absent, ranged or several values."""
+    if not params or any(p.op != "=" for p in params):
+        return None
+    values = {(p.kind, p.value) for p in params}
+    if len(values) != 1:
+        return None
+    value = params[0].value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 _ROW_KEYS = {"meetings": "meeting_key", "sessions": "session_key"}
@@ -502,8 +686,12 @@ async def _api(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     if state.live and not state.authorized(request):
         return _json({"detail": LIVE_DETAIL}, 401)
+    path, query = request.match_info["path"], request.rel_url.raw_query_string
     try:
-        return state.answer(request.match_info["path"], request.rel_url.raw_query_string)
+        if _TELEMETRY_PATH.match(path):
+            # A new block takes a tenth of a second or so: keep the loop the emulators share free.
+            return await asyncio.to_thread(state.answer, path, query)
+        return state.answer(path, query)
     except Exception:
         return _error_page(traceback.format_exc())
 

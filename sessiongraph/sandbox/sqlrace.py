@@ -1,5 +1,9 @@
 """Emulator of the McLaren SQL Race REST "Query API" (`shared/reference/sqlrace.md`): `POST /token`
-and both documented dialects, `/api/...` (Oct 2018) and `/api/v1/...`."""
+and both documented dialects, `/api/...` (Oct 2018) and `/api/v1/...`.
+
+Parameter samples (`.../parameters/{ids}/{frequencyHz}/data`, `/data/count`, `/data/timeRanges`)
+are synthetic, made by `sqlrace_samples.py`; its docstring and `data/sqlrace/SOURCE.md` say how.
+"""
 
 # Which documented shape each connection emits (the same under both dialects, so a gateway meets
 # every shape whichever base path it is configured with; `create_app(key_shape=, state_shape=)`
@@ -13,6 +17,8 @@ and both documented dialects, `/api/...` (Oct 2018) and `/api/v1/...`."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hmac
 import math
 import random
@@ -30,6 +36,7 @@ from xml.sax.saxutils import escape
 import orjson
 from aiohttp import web
 
+from . import sqlrace_samples as samples
 from ._control import CONTROL_PREFIX, SandboxControl
 from ._spec import EmulatorSpec
 
@@ -51,6 +58,17 @@ LIVE_STATES = frozenset({"Live", "LiveNotInServer"})
 TICKS_PER_SECOND = 10_000_000  # .NET TimeSpan/DateTime ticks are 100 ns
 TICKS_PER_DAY = 86_400 * TICKS_PER_SECOND
 DENIED = "Authorization has been denied for this request."
+DATA_PAGE_SIZE = 200  # the reference's default for data
+DATA_MAX_PAGE_SIZE = 1_000_000
+MAX_SAMPLES = 5_000_000  # a query whose unpaged, unfiltered answer is longer is refused
+FILTER_OPS: dict[str, Callable[[float, float], bool]] = {
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+}
 XML_NAMESPACES = (
     'xmlns:i="http://www.w3.org/2001/XMLSchema-instance" '
     'xmlns="http://schemas.datacontract.org/2004/07/MAT.TAP.Query.Api.Models"'
@@ -147,6 +165,10 @@ _PARAMETERS = tuple(
         row.split("|") for row in _PARAMETER_TABLE.strip().splitlines()
     )
 )
+_PARAMETER_BY_ID = {p.identifier.lower(): p for p in _PARAMETERS}
+# Every listed parameter has samples, at its listed Frequency as the native rate.
+assert set(samples.CHANNELS) == {p.identifier for p in _PARAMETERS}
+assert all(TICKS_PER_SECOND % p.frequency == 0 for p in _PARAMETERS)
 
 # (circuit, code, first day, lap seconds, race laps)
 _WEEKENDS = (
@@ -415,6 +437,18 @@ def _timespan(ticks: int) -> str:
     return f"{text}.{fraction:07d}" if fraction else text
 
 
+def _timespans(ticks: list[int]) -> list[str]:
+    """`_timespan` of many ascending times: each whole second is formatted once."""
+    out: list[str] = []
+    second, prefix = -1, ""
+    for t in ticks:
+        whole, fraction = divmod(t, TICKS_PER_SECOND)
+        if whole != second:
+            second, prefix = whole, _timespan(whole * TICKS_PER_SECOND)
+        out.append(f"{prefix}.{fraction:07d}" if fraction else prefix)
+    return out
+
+
 def _local_datetime(day: date, ticks: int) -> str:
     """JSON.NET's default for an unspecified-kind DateTime: no offset, trailing zeros trimmed."""
     seconds, fraction = divmod(ticks, TICKS_PER_SECOND)
@@ -437,8 +471,30 @@ def _xml_element(tag: str, value: Any, item_tag: str) -> str:
     return f"<{tag}>{inner}</{tag}>"
 
 
+def _samples_xml(payload: list[dict[str, Any]]) -> bytes:
+    """Samples as DataContractSerializer writes them: `Values` is a `Dictionary<string, double>`."""
+    parts = [f"<ArrayOfParameterValue {XML_NAMESPACES}>"]
+    arrays = 'xmlns:a="http://schemas.microsoft.com/2003/10/Serialization/Arrays"'
+    for sample in payload:
+        values = "".join(
+            f"<a:KeyValueOfstringdouble><a:Key>{escape(k)}</a:Key><a:Value>{v!r}</a:Value>"
+            "</a:KeyValueOfstringdouble>"
+            for k, v in sample["Values"].items()
+        )
+        parts.append(
+            f"<ParameterValue><Time>{sample['Time']}</Time>"
+            f"<Values {arrays}>{values}</Values></ParameterValue>"
+        )
+    parts.append("</ArrayOfParameterValue>")
+    return "".join(parts).encode()
+
+
 def _to_xml(payload: Any, type_name: str) -> bytes:
     """A small DataContractSerializer look-alike: `ArrayOfX` of `X` elements."""
+    if type_name == "ParameterValue":
+        return _samples_xml(payload)
+    if type_name == "long":
+        return f'<long xmlns="http://schemas.microsoft.com/2003/10/Serialization/">{payload}</long>'.encode()
     root = f"ArrayOf{type_name}" if isinstance(payload, list) else type_name
     body = _xml_element(root, payload, type_name)
     if type_name == "Error":  # Web API writes its HttpError without a data contract namespace
@@ -694,6 +750,91 @@ class _Emulator:
             for p in self.page(call, chosen)
         ], "Parameter"
 
+    def data_query(self, call: _Call) -> _DataQuery:
+        """`.../parameters/{p1,p2,...}/{frequencyHz}/data[/count|/timeRanges]` and its query."""
+        _, session = self.session(call)
+        columns: dict[str, _Series] = {}
+        for token in call.args[2].split(","):
+            columns.setdefault(token, _series(session, token))
+        try:
+            hz = samples.parse_frequency(call.args[3])
+        except samples.SampleQueryError as error:
+            raise _HttpError(
+                error.status, error.message, MessageDetail=error.detail or ""
+            ) from None
+        run = _run(session)
+        lo, hi = run.start, run.end
+        raw_lap = call.query.get("lap")
+        if raw_lap:
+            number = _int_query(call.query, "lap", 0)
+            lap = next((lap for lap in session.laps if lap.number == number), None)
+            if lap is None:
+                raise _HttpError(404, f"Lap '{raw_lap}' was not found.")
+            lo, hi = max(lo, lap.start), min(hi, lap.end)
+        since, until = _time_query(call.query, "from"), _time_query(call.query, "to")
+        lo = lo if since is None else max(lo, since)
+        hi = hi if until is None else min(hi, until)
+        grid = samples.Grid(run.start, run.end, hz)
+        first, last = grid.window(lo, hi)
+        if last - first > MAX_SAMPLES:
+            raise _invalid(
+                f"The query asks for {last - first} samples; at most {MAX_SAMPLES} are served. "
+                "Lower the frequency or narrow from/to."
+            )
+        # Paging is checked for every endpoint, though only /data pages.
+        _int_query(call.query, "page", 0)
+        size = _int_query(call.query, "pageSize", DATA_PAGE_SIZE, minimum=1)
+        if size > DATA_MAX_PAGE_SIZE:
+            raise _invalid(f"pageSize is at most {DATA_MAX_PAGE_SIZE}.")
+        cols = tuple(columns.values())
+        conditions = (
+            _conditions(session, call.query["filter"], cols) if call.query.get("filter") else ()
+        )
+        return _DataQuery(run, cols, grid, first, last, min(hi, run.end), conditions)
+
+    def parameter_data(self, call: _Call) -> tuple[Any, str]:
+        query = self.data_query(call)
+        chosen = self.page_of(call, query.selected())
+        if not chosen:
+            return [], "ParameterValue"
+        j0, j1 = chosen[0], chosen[-1] + 1
+        columns = [query.values(c, j0, j1) for c in query.columns]
+        if len(chosen) != j1 - j0:  # filtered: keep the chosen samples only
+            columns = [[values[j - j0] for j in chosen] for values in columns]
+        keys = [c.key for c in query.columns]
+        times = _timespans([query.time(j) for j in chosen])
+        return [
+            {"Time": time_, "Values": dict(zip(keys, row, strict=True))}
+            for time_, row in zip(times, zip(*columns, strict=True), strict=True)
+        ], "ParameterValue"
+
+    def page_of(self, call: _Call, items: Sequence[int]) -> Sequence[int]:
+        page = _int_query(call.query, "page", 0)
+        size = _int_query(call.query, "pageSize", DATA_PAGE_SIZE, minimum=1)
+        return items[page * size : (page + 1) * size]
+
+    def parameter_data_count(self, call: _Call) -> tuple[Any, str]:
+        return len(self.data_query(call).selected()), "long"
+
+    def parameter_data_time_ranges(self, call: _Call) -> tuple[Any, str]:
+        query = self.data_query(call)
+        chosen = query.selected()
+        ranges: list[dict[str, str]] = []
+        begin = 0
+        for i in range(1, len(chosen) + 1):
+            if i == len(chosen) or chosen[i] != chosen[i - 1] + 1:
+                start = query.time(chosen[begin])
+                end = min(query.time(chosen[i - 1] + 1), query.hi)
+                ranges.append(
+                    {
+                        "StartTime": _timespan(start),
+                        "EndTime": _timespan(end),
+                        "Span": _timespan(end - start),
+                    }
+                )
+                begin = i
+        return ranges, "TimeRange"
+
     # --- endpoints ---
 
     async def token(self, request: web.Request) -> web.Response:
@@ -743,11 +884,17 @@ class _Emulator:
                     request, {"Message": DENIED}, "Error", 401, {"WWW-Authenticate": "Bearer"}
                 )
             query = {k.lower(): v for k, v in request.query.items()}
-            payload, type_name = handler(self, _Call(request, dialect, args, query))
+            call = _Call(request, dialect, args, query)
+            if handler in _THREADED:  # long answers: keep the event loop (other emulators) going
+                return await asyncio.to_thread(self.answer, handler, call)
+            return self.answer(handler, call)
         except _HttpError as error:
             headers = {"Allow": "GET"} if error.status == 405 else None
             return self.negotiate(request, error.body, "Error", error.status, headers)
-        return self.negotiate(request, payload, type_name)
+
+    def answer(self, handler: Handler, call: _Call) -> web.Response:
+        payload, type_name = handler(self, call)
+        return self.negotiate(call.request, payload, type_name)
 
     async def token_count(self, _request: web.Request) -> web.Response:
         return web.json_response({"issued": self.tokens.issued})
@@ -786,6 +933,146 @@ def _detail_filter(text: str) -> set[tuple[str, str]]:
     return {(name.strip(), value.strip()) for name, _, value in pairs}
 
 
+def _invalid(detail: str) -> _HttpError:
+    return _HttpError(400, "The request is invalid.", MessageDetail=detail)
+
+
+@functools.lru_cache(maxsize=512)
+def _run(session: _Session) -> samples.Run:
+    circuit = dict(session.details).get("Circuit", "Yas Marina")
+    return samples.Run(
+        key=session.key,
+        circuit=circuit,
+        lap_seconds=_LAP_SECONDS[circuit],
+        start=session.start,
+        end=session.end,
+        laps=tuple((lap.number, lap.name, lap.start, lap.end) for lap in session.laps),
+    )
+
+
+@dataclass(frozen=True)
+class _Series:
+    key: str  # the name in `Values`: the requested token as sent
+    parameter: _Parameter
+    aggregation: str
+
+
+@dataclass(frozen=True)
+class _Condition:
+    series: _Series
+    test: Callable[[float, float], bool]
+    value: float
+
+
+@dataclass(frozen=True)
+class _DataQuery:
+    run: samples.Run
+    columns: tuple[_Series, ...]
+    grid: samples.Grid
+    first: int  # the window, as sample indices of the grid
+    last: int
+    hi: int  # where the window ends, ticks
+    conditions: tuple[_Condition, ...]
+
+    def values(self, series: _Series, j0: int, j1: int) -> list[float]:
+        return samples.series(
+            self.run,
+            series.parameter.identifier,
+            series.parameter.frequency,
+            series.aggregation,
+            self.grid,
+            j0,
+            j1,
+        )
+
+    def selected(self) -> Sequence[int]:
+        """The grid indices the query answers, before paging."""
+        if not self.conditions:
+            return range(self.first, self.last)
+        chosen: list[int] = []
+        block = 100_000
+        for j0 in range(self.first, self.last, block):
+            j1 = min(self.last, j0 + block)
+            keep = [True] * (j1 - j0)
+            for condition in self.conditions:
+                values = self.values(condition.series, j0, j1)
+                test, bound = condition.test, condition.value
+                keep = [k and test(v, bound) for k, v in zip(keep, values, strict=True)]
+            chosen += [j for j, k in zip(range(j0, j1), keep, strict=True) if k]
+        return chosen
+
+    def time(self, j: int) -> int:
+        return self.grid.start + self.grid.offset(j)
+
+
+def _series(session: _Session, token: str) -> _Series:
+    if not token.strip():
+        raise _invalid("A parameter identifier is empty.")
+    name, has_aggregation, aggregation = token.partition(";")
+    if has_aggregation:
+        matched = [a for a in samples.AGGREGATIONS if a.lower() == aggregation.lower()]
+        if not matched:
+            raise _invalid(
+                f"'{aggregation}' is not an aggregation; use one of "
+                f"{', '.join(samples.AGGREGATIONS)}."
+            )
+        aggregation = matched[0]
+    else:
+        aggregation = samples.DEFAULT_AGGREGATION
+    parameter = _PARAMETER_BY_ID.get(name.lower()) if session.has_parameters else None
+    if parameter is None:
+        raise _HttpError(404, f"Parameter '{name}' was not found in session '{session.key}'.")
+    return _Series(token, parameter, aggregation)
+
+
+def _conditions(
+    session: _Session, text: str, columns: tuple[_Series, ...]
+) -> tuple[_Condition, ...]:
+    found: list[_Condition] = []
+    for clause in text.split(","):
+        parts = clause.split(";")
+        if len(parts) not in (3, 4):
+            raise _invalid(f"'{clause}' is not a filter; write parameter;op;value.")
+        *named, op, raw = parts
+        token = ";".join(named)
+        if op.lower() not in FILTER_OPS:
+            raise _invalid(f"'{op}' is not a filter operator; use {', '.join(FILTER_OPS)}.")
+        try:
+            value = float(raw)
+        except ValueError:
+            raise _invalid(f"'{raw}' is not a number.") from None
+        if not math.isfinite(value):
+            raise _invalid(f"'{raw}' is not a finite number.")
+        try:
+            series = _series(session, token)
+        except _HttpError as error:
+            raise _invalid(f"The filter names an unknown parameter '{token}'.") from error
+        if len(named) == 1:  # no aggregation named: as the same parameter is requested
+            series = next((c for c in columns if c.parameter is series.parameter), series)
+        found.append(_Condition(series, FILTER_OPS[op.lower()], value))
+    return tuple(found)
+
+
+def _time_query(query: dict[str, str], name: str) -> int | None:
+    raw = query.get(name.lower())
+    nanos = query.get(name.lower() + "nanos")
+    found: list[int] = []
+    if raw:
+        try:
+            found.append(samples.parse_time_of_day(raw))
+        except ValueError:
+            raise _invalid(
+                f"'{raw}' is not a valid value for {name}; write hh:mm[:ss[.f]]."
+            ) from None
+    if nanos:
+        if not nanos.isdigit():
+            raise _invalid(f"'{nanos}' is not a valid value for {name}Nanos.")
+        found.append(-(-int(nanos) // 100))  # to ticks, rounding up: both bounds stay exact
+    if not found:
+        return None
+    return max(found) if name == "from" else min(found)
+
+
 _ARG = "{}"
 _ROUTES: tuple[tuple[tuple[str, ...], Handler], ...] = (
     (("connections",), _Emulator.list_connections),
@@ -799,6 +1086,29 @@ _ROUTES: tuple[tuple[tuple[str, ...], Handler], ...] = (
     (("connections", _ARG, "sessions", _ARG, "laps"), _Emulator.list_laps),
     (("connections", _ARG, "sessions", _ARG, "laps", _ARG), _Emulator.get_lap),
     (("connections", _ARG, "sessions", _ARG, "parameters"), _Emulator.list_parameters),
+    (
+        ("connections", _ARG, "sessions", _ARG, "parameters", _ARG, _ARG, "data"),
+        _Emulator.parameter_data,
+    ),
+    (
+        ("connections", _ARG, "sessions", _ARG, "parameters", _ARG, _ARG, "data", "count"),
+        _Emulator.parameter_data_count,
+    ),
+    # The 2018 table writes `timeRanges`, the Feb 2019 notes `/timeranges`; both are served.
+    *(
+        (
+            ("connections", _ARG, "sessions", _ARG, "parameters", _ARG, _ARG, "data", name),
+            _Emulator.parameter_data_time_ranges,
+        )
+        for name in ("timeRanges", "timeranges")
+    ),
+)
+_THREADED: frozenset[Handler] = frozenset(
+    {
+        _Emulator.parameter_data,
+        _Emulator.parameter_data_count,
+        _Emulator.parameter_data_time_ranges,
+    }
 )
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -307,7 +310,7 @@ def test_csv_false_gives_json_and_empty_csv_fails(sandbox: Sandbox) -> None:
         ("sessions", "session_key=1"),
         ("sessions", "session_key=9140&limit=1"),  # no paging: an unknown field
         ("sessions", "session_key=9140&sort=date_start"),
-        ("car_data", "session_key=9140"),  # unknown collection is empty
+        ("tyre_data", "session_key=9140"),  # unknown collection is empty
         ("sessions", "meeting_key=latest&session_key=9140"),
     ],
 )
@@ -515,3 +518,223 @@ def test_synthetic_rows_replace_or_add_until_reset(sandbox: Sandbox) -> None:
     sandbox.reset("openf1")
     found = httpx.get(sandbox.base_url("openf1") + "/sessions?" + SPA_RACE).json()
     assert found[0]["date_start"] == "2023-07-30T13:00:00+00:00"
+
+
+# --- synthetic car_data and location ------------------------------------------------------
+
+ABU_DHABI = "session_key=9839"  # the 2025 Abu Dhabi race: laps for 20 drivers
+DATE_FORMAT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?\+00:00$")
+CAR_KEYS = [
+    "meeting_key",
+    "session_key",
+    "driver_number",
+    "date",
+    "rpm",
+    "speed",
+    "n_gear",
+    "throttle",
+    "brake",
+    "drs",
+]
+LOCATION_KEYS = ["meeting_key", "session_key", "driver_number", "date", "x", "y", "z"]
+
+
+def telemetry(sandbox: Sandbox, collection: str, query: str) -> list[dict[str, Any]]:
+    response = get(sandbox, query, collection)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    rows: list[dict[str, Any]] = response.json()
+    return rows
+
+
+def moment(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def test_car_data_rows_are_plausible(sandbox: Sandbox) -> None:
+    window = "date>=2025-12-07T13:30:00Z&date<2025-12-07T13:35:00Z"
+    rows = telemetry(sandbox, "car_data", f"{ABU_DHABI}&driver_number=1&{window}")
+    assert 1080 <= len(rows) <= 1140  # five minutes at about 3.7 Hz
+    for row in rows:
+        assert list(row) == CAR_KEYS
+        assert (row["meeting_key"], row["session_key"], row["driver_number"]) == (1276, 9839, 1)
+        assert DATE_FORMAT.match(row["date"]), row["date"]
+        assert 60 <= row["speed"] <= 345
+        assert 9_900 <= row["rpm"] <= 12_600
+        assert 1 <= row["n_gear"] <= 8
+        assert 0 <= row["throttle"] <= 100
+        assert row["brake"] in (0, 100)
+        assert row["drs"] in (0, 1, 8, 10, 12, 14)
+        assert row["brake"] == 0 or row["throttle"] == 0
+    speeds = [row["speed"] for row in rows]
+    assert max(speeds) > 280
+    assert min(speeds) < 120
+    assert {row["brake"] for row in rows} == {0, 100}
+    assert {row["n_gear"] for row in rows} == set(range(1, 9))
+    drs = [row["drs"] for row in rows]
+    assert sum(code in (0, 1) for code in drs) > len(drs) / 2
+
+
+def test_location_rows_are_integers_on_one_circuit(sandbox: Sandbox) -> None:
+    window = "date>=2024-03-24T04:30:00Z&date<2024-03-24T04:35:00Z"
+    rows = telemetry(sandbox, "location", f"session_key=9488&driver_number=16&{window}")
+    assert len(rows) > 1000
+    for row in rows:
+        assert list(row) == LOCATION_KEYS
+        assert (row["meeting_key"], row["session_key"], row["driver_number"]) == (1231, 9488, 16)
+        assert DATE_FORMAT.match(row["date"]), row["date"]
+        assert all(type(row[axis]) is int for axis in ("x", "y", "z"))
+    xs = [row["x"] for row in rows]
+    ys = [row["y"] for row in rows]
+    assert max(xs) - min(xs) > 5_000  # decimetres: the circuit is kilometres across
+    assert max(ys) - min(ys) > 5_000
+
+
+def test_samples_are_about_3_7_hz_over_the_whole_race(sandbox: Sandbox) -> None:
+    rows = telemetry(sandbox, "car_data", f"{ABU_DHABI}&driver_number=4")
+    dates = [moment(row["date"]) for row in rows]
+    gaps = [(b - a).total_seconds() for a, b in pairwise(dates)]
+    assert min(gaps) >= 0.25
+    assert max(gaps) <= 0.29
+    assert 3.6 <= (len(gaps) / (dates[-1] - dates[0]).total_seconds()) <= 3.8
+    laps = get(sandbox, f"{ABU_DHABI}&driver_number=4", "laps").json()
+    last = laps[-1]
+    end = moment(last["date_start"]).timestamp() + (last["lap_duration"] or 90)
+    assert abs(dates[-1].timestamp() - end) < 2
+    second = moment(laps[1]["date_start"])  # lap 1 has no date_start: it starts a lap earlier
+    assert 80 < (second - dates[0]).total_seconds() < 100
+
+
+def test_date_window_edges_are_inclusive_then_exclusive(sandbox: Sandbox) -> None:
+    base = f"{ABU_DHABI}&driver_number=1"
+    rows = telemetry(sandbox, "car_data", f"{base}&date>=2025-12-07T14:00:00Z")
+    first, sixth = rows[10]["date"], rows[15]["date"]
+    window = telemetry(
+        sandbox, "car_data", f"{base}&date>={first}&date<{sixth}".replace("+", "%2B")
+    )
+    assert [row["date"] for row in window] == [row["date"] for row in rows[10:15]]
+    after = telemetry(sandbox, "car_data", f"{base}&date>{first}&date<={sixth}".replace("+", "%2B"))
+    assert [row["date"] for row in after] == [row["date"] for row in rows[11:16]]
+    # The same instant in other spellings: `Z`, `%2B04:00`, and a raw `+` repaired by the server.
+    local = (moment(first) + timedelta(hours=4)).replace(tzinfo=None).isoformat()
+    spellings = [
+        f"date>={first.replace('+00:00', 'Z')}",
+        f"date>={local}%2B04:00",
+        f"date>={local}+04:00",
+    ]
+    for spelling in spellings:
+        query = f"{base}&{spelling}&date<{sixth}".replace("+00:00", "%2B00:00")
+        assert get(sandbox, query, "car_data").json() == window, spelling
+
+
+def test_same_request_gives_the_same_bytes(sandbox: Sandbox) -> None:
+    query = f"{ABU_DHABI}&driver_number=44&date>=2025-12-07T13:20:00Z&date<2025-12-07T13:40:00Z"
+    first = get(sandbox, query, "location")
+    again = get(sandbox, query, "location")
+    assert first.status_code == 200
+    assert first.content == again.content
+    car = get(sandbox, query, "car_data")
+    assert car.content == get(sandbox, query, "car_data").content
+
+
+async def test_a_fresh_emulator_gives_the_same_bytes(sandbox: Sandbox) -> None:
+    query = f"{ABU_DHABI}&driver_number=63&date>=2025-12-07T14:10:00Z&date<2025-12-07T14:12:00Z"
+    shared = get(sandbox, query, "car_data")
+    async with pinned(datetime(2025, 12, 8, tzinfo=UTC)) as fetch:
+        fresh = await fetch(f"/v1/car_data?{query}")
+        assert fresh.content == shared.content
+        latest = await fetch(f"/v1/car_data?{query.replace('9839', 'latest')}")
+        assert latest.content == shared.content
+
+
+@pytest.mark.parametrize("collection", ["car_data", "location"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        ABU_DHABI,
+        "driver_number=1",
+        f"{ABU_DHABI}&date>=2025-12-07T14:00:00Z&date<2025-12-07T14:00:05Z",
+        f"{ABU_DHABI}&driver_number>=1",
+        f"{ABU_DHABI}&driver_number=1&driver_number=4",
+        "meeting_key=1276&driver_number=1",
+    ],
+)
+def test_telemetry_without_one_session_and_driver_is_422(
+    sandbox: Sandbox, collection: str, query: str
+) -> None:
+    response = get(sandbox, query, collection)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith("Request too large")
+    assert "session_key" in detail
+    assert "driver_number" in detail
+
+
+@pytest.mark.parametrize("collection", ["car_data", "location"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "session_key=9141&driver_number=1",  # a session without laps
+        f"{ABU_DHABI}&driver_number=2",  # nobody with that number
+        f"{ABU_DHABI}&driver_number=true",  # a bool never equals a number
+        f"{ABU_DHABI}&driver_number=1&date>=2025-12-07T16:00:00Z",  # after the race
+        f"{ABU_DHABI}&driver_number=1&speed>400",
+    ],
+)
+def test_telemetry_without_data_is_404(sandbox: Sandbox, collection: str, query: str) -> None:
+    assert_no_results(get(sandbox, query, collection))
+
+
+def test_telemetry_filters_like_other_endpoints(sandbox: Sandbox) -> None:
+    base = f"{ABU_DHABI}&driver_number=1.0&date<2025-12-07T13:20:00Z"
+    fast = telemetry(sandbox, "car_data", f"{base}&speed>=295&n_gear=8")
+    assert fast
+    assert all(row["speed"] >= 295 and row["n_gear"] == 8 for row in fast)
+    assert all(row["driver_number"] == 1 for row in fast)
+    text = get(sandbox, f"{base}&speed>=295&n_gear=8&csv=true", "car_data").text
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert len(table) == len(fast)
+    assert list(table[0]) == sorted(CAR_KEYS)
+    assert table[0]["date"] == fast[0]["date"].replace("T", " ")
+
+
+def test_location_traces_the_loop_once_per_lap(sandbox: Sandbox) -> None:
+    laps = get(sandbox, f"{ABU_DHABI}&driver_number=81", "laps").json()
+    for lap, following in pairwise(laps[9:15]):
+        window = f"date>={lap['date_start']}&date<{following['date_start']}".replace("+", "%2B")
+        rows = telemetry(sandbox, "location", f"{ABU_DHABI}&driver_number=81&{window}")
+        points = [(row["x"], row["y"]) for row in rows]
+        assert math.dist(points[0], points[-1]) < 600  # 60 m: one sample either side of the line
+        assert max(math.dist(points[0], p) for p in points) > 8_000
+
+
+def test_speed_follows_the_laps(sandbox: Sandbox) -> None:
+    query = f"{ABU_DHABI}&driver_number=1"
+    rows = telemetry(sandbox, "car_data", query)
+    laps = {lap["lap_number"]: lap for lap in get(sandbox, query, "laps").json()}
+
+    def mean_speed(number: int) -> float:
+        start, end = laps[number]["date_start"], laps[number + 1]["date_start"]
+        speeds = [row["speed"] for row in rows if start <= row["date"] < end]
+        return sum(speeds) / len(speeds)
+
+    pit_out = next(n for n, lap in laps.items() if lap["is_pit_out_lap"] and n > 1)
+    assert mean_speed(pit_out) < 0.9 * mean_speed(pit_out + 2)
+    by_gear: dict[int, list[int]] = {}
+    for row in rows:
+        by_gear.setdefault(row["n_gear"], []).append(row["speed"])
+    means = [sum(v) / len(v) for _, v in sorted(by_gear.items())]
+    assert len(means) == 8
+    assert means == sorted(means)
+    assert rows[-1]["rpm"] >= 10_000
+
+
+@pytest.mark.parametrize("collection", ["car_data", "location"])
+def test_a_whole_race_of_one_driver_answers_quickly(sandbox: Sandbox, collection: str) -> None:
+    started = time.perf_counter()
+    response = get(sandbox, "session_key=9488&driver_number=81", collection)  # first request
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200
+    assert len(response.json()) > 15_000
+    assert elapsed < 3
