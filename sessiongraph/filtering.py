@@ -6,6 +6,7 @@ combine with AND, and so do fields.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -32,9 +33,18 @@ class Condition:
     # Only for keys: the upstream resolves it (OpenF1's `latest`); it cannot be checked locally.
     latest: bool = False
 
-    @property
+    # Worked out once per condition: a filter is matched against every record of a list.
+    @functools.cached_property
     def is_empty(self) -> bool:
         return self == Condition()
+
+    @functools.cached_property
+    def _match_all(self) -> bool:
+        return self.is_empty or (self.latest and self == Condition(latest=True))
+
+    @functools.cached_property
+    def _allowed(self) -> tuple[Any, ...] | None:
+        return self.candidates()
 
     def lower(self) -> Bound | None:
         """The tightest lower bound of gt/gte (AND semantics)."""
@@ -75,13 +85,13 @@ class Condition:
         return bool(lower.value > upper.value)
 
     def matches(self, value: Any) -> bool:
-        if self.is_empty or (self.latest and self == Condition(latest=True)):
+        if self._match_all:
             return True
         if value is None:
             return False
-        candidates = self.candidates()
-        if candidates is not None:
-            return value in candidates
+        allowed = self._allowed
+        if allowed is not None:
+            return value in allowed
         return self.in_range(value)
 
 

@@ -575,6 +575,10 @@ class OpenF1Freshness:
         catalogue), so they are kept for hours whatever dates they carry."""
 
         def freshness(stored: Stored) -> Freshness | None:
+            if stored.status == 200 and (settled or "=latest" in query):
+                # Decided without reading the body (which may be megabytes of samples).
+                ttl = self.latest_seconds if "=latest" in query else self.settled_seconds
+                return Freshness(ttl, self.stale_seconds)
             if stored.status == 404 and _is_no_results(stored.body):
                 rows: list[Any] = []
             elif stored.status == 200:

@@ -3,6 +3,7 @@ one list per channel, never one object per sample."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,18 +45,26 @@ class TelemetrySeries:
         return len(self.dates)
 
 
-def _number(value: Any) -> Any:
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+_NUMERIC = frozenset({int, float, type(None)})
+
+
+def _column(kept: list[dict[str, Any]], name: str) -> list[Any]:
+    values = [r.get(name) for r in kept]
+    # One pass of type checks, values untouched unless one is odd (a string, a bool).
+    if not set(map(type, values)) <= _NUMERIC:
+        values = [v if type(v) in _NUMERIC else None for v in values]
+    return values
 
 
 def columns(rows: Sequence[Any], kind: TelemetryKind) -> TelemetrySeries:
-    """Rows (already in time order upstream) to columns; a missing or odd value is null."""
-    kept = [r for r in rows if isinstance(r, dict) and isinstance(r.get("date"), str)]
-    kept.sort(key=lambda r: r["date"])  # one format upstream, so text order is time order
-    return TelemetrySeries(
-        [r["date"] for r in kept],
-        {name: [_number(r.get(name)) for r in kept] for name in kind.channels},
-    )
+    """Rows (in time order upstream) to columns; a missing or odd value is null."""
+    kept = [r for r in rows if type(r) is dict and type(r.get("date")) is str]
+    dates = [r["date"] for r in kept]
+    # One date format upstream, so text order is time order; sorting only if needed.
+    if any(map(operator.gt, dates, dates[1:])):
+        kept.sort(key=lambda r: r["date"])
+        dates = [r["date"] for r in kept]
+    return TelemetrySeries(dates, {name: _column(kept, name) for name in kind.channels})
 
 
 def downsample(series: TelemetrySeries, every_seconds: float) -> TelemetrySeries:

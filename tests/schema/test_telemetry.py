@@ -67,7 +67,9 @@ def test_downsampling_keeps_the_first_sample_of_each_interval(gateway: Gateway) 
     assert all(speed_at[d] == v for d, v in zip(sampled["date"], sampled["speed"], strict=True))
 
 
-def test_location_and_per_driver_views(gateway: Gateway, sandbox: Sandbox) -> None:
+def test_location_and_per_driver_views(make_gateway: Any, sandbox: Sandbox) -> None:
+    # The emulator generates 40 blocks of synthetic samples for this on a cold start.
+    gateway = make_gateway(upstream_timeout_seconds=120)
     query = f"""{{ f1Session(key: {RACE}) {{ drivers {{ driverNumber
         carData(everySeconds: 60) {{ count speed }}
         carLocation(everySeconds: 60) {{ count x y z }} }} }} }}"""
