@@ -48,6 +48,7 @@ __all__ = ["Loaders"]
 SessionsOfMeetingKey = tuple[int, FilterSpec]
 # (session key, filter on the collection's rows): the rows of one per-session collection.
 SessionDataKey = tuple[int, FilterSpec]
+TELEMETRY_CONCURRENCY = 4
 # (kind, session key, driver number, window start, window end)
 TelemetryKey = tuple[TelemetryKind, int, int, datetime | None, datetime | None]
 # Session rows copy these from their meeting (reference openf1.md §1.2), so a condition on
@@ -297,10 +298,16 @@ class Loaders:
         if self._telemetry is None:
             openf1 = self._providers.openf1
 
+            # A whole race of one car is megabytes of JSON until it becomes columns: a few at
+            # a time keep the memory of a query for every car bounded.
+            gate = asyncio.Semaphore(TELEMETRY_CONCURRENCY)
+
+            async def one(key: TelemetryKey) -> TelemetrySeries:
+                async with gate:
+                    return await openf1.telemetry(*key)
+
             async def load(keys: list[TelemetryKey]) -> list[Any]:
-                found = await asyncio.gather(
-                    *(openf1.telemetry(*key) for key in keys), return_exceptions=True
-                )
+                found = await asyncio.gather(*(one(key) for key in keys), return_exceptions=True)
                 return list(found)
 
             self._telemetry = DataLoader(load, batch=self._batching)
