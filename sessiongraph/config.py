@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     # Per-session requests (details, laps, parameters) in flight at once towards SQL Race.
     sqlrace_concurrency: int = Field(default=8, ge=1)
     # Samples: pages of this many, and at most this many per parameter in one answer.
-    sqlrace_samples_page_size: int = Field(default=5000, ge=1, le=100_000)
+    sqlrace_samples_page_size: int = Field(default=50_000, ge=1, le=1_000_000)
     sqlrace_max_samples: int = Field(default=2_000_000, ge=1)
     # Whether the server answers GET .../sessions/{key} (not in the reference); without it a
     # session is found by paging its connection's list.

@@ -355,7 +355,7 @@ class SqlRaceProvider:
         expose_infrastructure: bool = False,
         concurrency: int = 8,
         single_session_route: bool = False,
-        samples_page_size: int = 5000,
+        samples_page_size: int = 50_000,
         max_samples: int = 2_000_000,
     ) -> None:
         self.client = client

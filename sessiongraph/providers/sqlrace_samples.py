@@ -30,7 +30,8 @@ __all__ = [
 UPSTREAM = "sqlrace"
 MAX_PARAMETERS = 20
 MAX_FREQUENCY_HZ = 10_000.0
-_TIME_OF_DAY = re.compile(r"^\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,7})?)?$")
+# [d.]hh:mm[:ss[.fffffff]]: a day count for sessions that run past midnight.
+_TIME_OF_DAY = re.compile(r"^(?:\d{1,2}\.)?\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,7})?)?$")
 _PARAMETER = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
 
 

@@ -14,8 +14,8 @@ What the data endpoints serve (`.../parameters/{ids}/{frequencyHz}/data`, `/coun
   at most the native rate, sample `j` aggregates the native samples in `[t_j, t_j+1)` (the last
   interval stops at `EndTime`); `First` is the first native sample at or after `t_j`. When `f` is
   above the native rate every aggregation gives the latest native sample at or before `t_j`
-  (sample-and-hold). Native values are rounded to each channel's precision; Mean is rounded to
-  two more decimals.
+  (sample-and-hold). Native values are whole multiples of each channel's precision (e.g. 0.01 km/h,
+  1 rpm); Mean is their exact average, so Min <= Mean <= Max holds exactly.
 - **Determinism**: each session's track, laps and constants are seeded from the circuit, the
   session key and the lap number, each channel's noise from the session key and parameter id;
   nothing reads global random state or the clock. Values are computed from time (lap phase
