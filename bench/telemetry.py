@@ -29,6 +29,15 @@ ONE = f"{{ f1Session(key: {RACE}) {{ carData(driverNumber: 1) {{ {CHANNELS} }} }
 ALL = f"{{ f1Session(key: {RACE}) {{ drivers {{ driverNumber carData {{ {CHANNELS} }} }} }} }}"
 
 
+SQLRACE_SESSION = "afb06f38-8708-4115-9328-f12647799f8a"  # an 84-minute race
+PARAMETERS = ("vCar:Chassis", "nEngine:Chassis", "NGear:Chassis", "rThrottle:Chassis")
+SAMPLES = (
+    f'{{ sqlRaceSession(connection: "Season2024", key: "{SQLRACE_SESSION}") {{ '
+    f"samples(parameters: {list(PARAMETERS)!r}, frequencyHz: 100) "
+    "{ count time channels { parameter values } } } }"
+).replace("'", '"')
+
+
 def best_of(runs: int, action: Callable[[], Any]) -> tuple[float, Any]:
     best, result = float("inf"), None
     for _ in range(runs):
@@ -73,6 +82,22 @@ def main() -> None:
             every = orjson.loads(answer)["data"]["f1Session"]["drivers"]
             total = sum(d["carData"]["count"] for d in every)
             rows.append((f"carData, all {len(drivers)} drivers", total, ours_every, upstream_every))
+            sqlrace = sandbox.base_urls["sqlrace"]
+            token = client.post(
+                sqlrace + "/token",
+                data={"grant_type": "password", "username": "admin", "password": "admin"},
+            ).json()["access_token"]
+            ids = ",".join(f"{p}%3BMean" for p in PARAMETERS)
+            direct = (
+                f"{sqlrace}/api/connections/Season2024/sessions/{SQLRACE_SESSION}/parameters/"
+                f"{ids}/100/data?page=0&pageSize=1000000"
+            )
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+            upstream_samples, sent = best_of(2, lambda: client.get(direct, headers=headers))
+            sent.raise_for_status()
+            ours_samples, answer = best_of(2, lambda: ask(SAMPLES))
+            count = orjson.loads(answer)["data"]["sqlRaceSession"]["samples"]["count"]
+            rows.append(("SQL Race samples, 4 x 100 Hz", count * 4, ours_samples, upstream_samples))
             after = rss_mib(pid)
     print("large answers, cache off (best of several runs)")
     print(f"{'request':<34} {'samples':>9} {'gateway s':>10} {'upstream s':>11} {'ratio':>6}")
