@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Self, TypeAlias
+from typing import TYPE_CHECKING, Self, TypeAlias
 
 import strawberry
 from strawberry.types.arguments import convert_argument
@@ -66,6 +66,7 @@ from .openf1_data import (
     WeatherSampleOrder,
     fastest,
     session_list,
+    telemetry_field,
 )
 from .ordering import OrderKey, check_window, order_input, ordered_window
 from .records import copy_record
@@ -317,33 +318,18 @@ class F1Session(Session):
         rows = await resolve.laps(info, self.session_key, driver_number)
         return [F1Lap.from_record(r) for r in ordered_window(rows, order_by, limit, offset)]
 
-    @strawberry.field(description=CAR_DATA_DESCRIPTION + " `driverNumber` is required.")
-    async def car_data(
-        self,
-        info: Info,
-        driver_number: int,
-        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
-        to: datetime | None = None,
-        every_seconds: float | None = None,
-    ) -> CarDataSeries | None:
-        series = await resolve.telemetry(
-            info, CAR_DATA, self.session_key, driver_number, from_, to, every_seconds
-        )
-        return CarDataSeries.from_series(series)
-
-    @strawberry.field(description=CAR_LOCATION_DESCRIPTION + " `driverNumber` is required.")
-    async def car_location(
-        self,
-        info: Info,
-        driver_number: int,
-        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
-        to: datetime | None = None,
-        every_seconds: float | None = None,
-    ) -> CarLocationSeries | None:
-        series = await resolve.telemetry(
-            info, LOCATION, self.session_key, driver_number, from_, to, every_seconds
-        )
-        return CarLocationSeries.from_series(series)
+    car_data = telemetry_field(
+        CAR_DATA,
+        CarDataSeries,
+        CAR_DATA_DESCRIPTION + " `driverNumber` is required.",
+        per_driver=False,
+    )
+    car_location = telemetry_field(
+        LOCATION,
+        CarLocationSeries,
+        CAR_LOCATION_DESCRIPTION + " `driverNumber` is required.",
+        per_driver=False,
+    )
 
     @strawberry.field(
         description="The session's fastest timed lap over all drivers: the least `lapDuration` "

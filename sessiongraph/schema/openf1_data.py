@@ -5,6 +5,7 @@ Each is built from its provider record field by field, under the upstream's came
 
 from __future__ import annotations
 
+import inspect
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Self, TypeAlias
 
@@ -26,7 +27,7 @@ from ..providers.openf1 import (
     TeamRadioRecord,
     WeatherRecord,
 )
-from ..providers.openf1_telemetry import CAR_DATA, LOCATION
+from ..providers.openf1_telemetry import CAR_DATA, LOCATION, TelemetryKind
 from ..resolvers import openf1 as resolve
 from .context import Info
 from .ordering import OrderKey, check_window, order_input, ordered_window
@@ -67,6 +68,7 @@ __all__ = [
     "WeatherSampleOrder",
     "fastest",
     "session_list",
+    "telemetry_field",
 ]
 
 _PHASES = "Q1, Q2, Q3 in that order; an entry is null for a phase the driver did not run."
@@ -378,6 +380,49 @@ def session_list(
     return strawberry.field(resolver=rows, description=description)
 
 
+def telemetry_field(
+    kind: TelemetryKind, series: type[Any], description: str, *, per_driver: bool
+) -> Any:
+    """`carData`/`carLocation`: on a Driver its own samples, on an F1Session those of the
+    `driverNumber` given (required there: a whole session of every car is never asked)."""
+
+    async def samples(
+        self: Any,
+        info: Info,
+        driver_number: int | None = None,
+        from_: datetime | None = None,
+        to: datetime | None = None,
+        every_seconds: float | None = None,
+    ) -> Any:
+        number = self.driver_number if driver_number is None else driver_number
+        found = await resolve.telemetry(
+            info, kind, self.session_key, number, from_, to, every_seconds
+        )
+        return series.from_series(found)
+
+    # Real types, not strings: strawberry reads these to build the field's arguments.
+    samples.__annotations__ = {
+        "info": Info,
+        "driver_number": int,
+        "from_": Annotated[datetime | None, strawberry.argument(name="from")],
+        "to": datetime | None,
+        "every_seconds": float | None,
+        "return": series | None,
+    }
+    # What strawberry reads for the arguments: no `driverNumber` on a Driver (it is the
+    # driver's own), a required one on a session.
+    signature = inspect.signature(samples)
+    parameters = []
+    for parameter in signature.parameters.values():
+        if parameter.name == "driver_number":
+            if per_driver:
+                continue
+            parameter = parameter.replace(default=inspect.Parameter.empty)
+        parameters.append(parameter)
+    samples.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return strawberry.field(resolver=samples, description=description)
+
+
 def fastest(laps: list[F1LapRecord]) -> F1LapRecord | None:
     """The lap with the least duration; on a tie the earlier one (lap number, then driver)."""
     timed = [lap for lap in laps if lap.lap_duration is not None]
@@ -460,31 +505,10 @@ class Driver(_FromRecord):
         per_driver=True,
     )
 
-    @strawberry.field(description=CAR_DATA_DESCRIPTION)
-    async def car_data(
-        self,
-        info: Info,
-        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
-        to: datetime | None = None,
-        every_seconds: float | None = None,
-    ) -> CarDataSeries | None:
-        series = await resolve.telemetry(
-            info, CAR_DATA, self.session_key, self.driver_number, from_, to, every_seconds
-        )
-        return CarDataSeries.from_series(series)
-
-    @strawberry.field(description=CAR_LOCATION_DESCRIPTION)
-    async def car_location(
-        self,
-        info: Info,
-        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
-        to: datetime | None = None,
-        every_seconds: float | None = None,
-    ) -> CarLocationSeries | None:
-        series = await resolve.telemetry(
-            info, LOCATION, self.session_key, self.driver_number, from_, to, every_seconds
-        )
-        return CarLocationSeries.from_series(series)
+    car_data = telemetry_field(CAR_DATA, CarDataSeries, CAR_DATA_DESCRIPTION, per_driver=True)
+    car_location = telemetry_field(
+        LOCATION, CarLocationSeries, CAR_LOCATION_DESCRIPTION, per_driver=True
+    )
 
     @strawberry.field(description="This driver's classification (`/v1/session_result`).")
     async def result(self, info: Info) -> SessionResult | None:
