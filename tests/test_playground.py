@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode, urljoin, urlsplit
 
-import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from sessiongraph.playground.examples import EXAMPLES, default_document
 from tests._servers import Gateway, Sandbox
 
 PAGE = {"Accept": "text/html"}
-CHROMIUM = Path("/usr/bin/chromium")
-# As this machine's notes say: without the background-networking flags Chromium keeps trying
-# Google's hosts, which a closed network refuses.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -87,21 +73,6 @@ def test_examples_run_and_are_in_the_readme(gateway: Gateway) -> None:
         result = gateway.query(example.query)
         assert "errors" not in result, result
         assert all(value is not None for value in result["data"].values()), result
-
-
-@pytest.fixture
-def browser() -> Iterator[Page]:
-    """Debian's Chromium, started and stopped here, with a fresh profile."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium.new_page()
-        finally:
-            chromium.close()
 
 
 def test_graphiql_runs_a_query_offline(gateway: Gateway, browser: Page) -> None:

@@ -26,10 +26,9 @@ from graphql import (
     SchemaDefinitionNode,
     parse,
 )
-from playwright.sync_api import CDPSession, Page, sync_playwright
+from playwright.sync_api import CDPSession, Page
 
 from tests._servers import Gateway
-from tests.test_playground import CHROMIUM, CHROMIUM_ARGS
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -386,21 +385,6 @@ def page_origin() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
-
-
-@pytest.fixture
-def browser() -> Iterator[Page]:
-    """Debian's Chromium with a fresh profile, as tests/test_playground.py starts it."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium.new_page()
-        finally:
-            chromium.close()
 
 
 def watch_preflights(page: Page) -> list[dict[str, Any]]:
