@@ -26,6 +26,7 @@ from ..errors import BadUserInput, SessionGraphError
 from .context import Info
 from .credentials import QueryCredential
 from .errors import ErrorCodes
+from .execution import PlainObjectsExecutor
 from .limits import DocumentGuard, DocumentLimits
 from .mutation import Mutation
 from .nodes import resolve_entity
@@ -118,6 +119,7 @@ def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
         federation_version=FEDERATION_VERSION,
         mutation=Mutation,
         extensions=extensions,
+        execution_context_class=PlainObjectsExecutor,
         config=StrawberryConfig(
             scalar_map={datetime.datetime: DATETIME_SCALAR, **COLUMN_SCALARS},
             # @defer and @stream over multipart/mixed: a page shows the fast part first.

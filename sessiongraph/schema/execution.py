@@ -1,0 +1,113 @@
+"""A cheaper completion of plain objects: when every field selected on an object is a plain
+attribute of a scalar or enum type (no resolver, no arguments, no directives), its answer is
+read and serialized in one loop instead of one resolver call and completion per field, which
+is what makes a race's 1,156 laps or a season's sessions cost close to their serialization.
+Anything else, and any value that does not fit, takes graphql-core's own path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from graphql import (
+    GraphQLEnumType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+)
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+__all__ = ["PlainObjectsExecutor"]
+
+# (response key, attribute or None for __typename, serialize, nullable, a list of leaves)
+_Step = tuple[str, str | None, Callable[[Any], Any] | None, bool, bool]
+_NOT_PLAIN: tuple[_Step, ...] = ()
+_FALLBACK = object()
+
+
+class PlainObjectsExecutor(StrawberryGraphQLCoreExecutionContext):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Per grouped field set (kept alive beside its plan, so its id is not reused).
+        self._plans: dict[int, tuple[Any, tuple[_Step, ...]]] = {}
+        middleware = self.middleware_manager
+        self._plain_allowed = middleware is None or not middleware.middlewares
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Any,
+        grouped_field_set: Any,
+        position_context: Any,
+    ) -> Any:
+        if self._plain_allowed and path is not None:
+            steps = self._plan(parent_type, grouped_field_set)
+            if steps:
+                found = _complete(steps, source_value, parent_type.name)
+                if found is not _FALLBACK:
+                    return found
+        return super().execute_fields(
+            parent_type, source_value, path, grouped_field_set, position_context
+        )
+
+    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> tuple[_Step, ...]:
+        key = id(grouped_field_set)
+        cached = self._plans.get(key)
+        if cached is not None:
+            return cached[1]
+        steps = _plan(parent_type, grouped_field_set)
+        self._plans[key] = (grouped_field_set, steps)
+        return steps
+
+
+def _plan(parent_type: GraphQLObjectType, grouped_field_set: Any) -> tuple[_Step, ...]:
+    steps: list[_Step] = []
+    for response_key, details in grouped_field_set.items():
+        nodes = [d.node for d in details]
+        name = nodes[0].name.value
+        if any(node.arguments or node.directives for node in nodes):
+            return _NOT_PLAIN
+        if name == "__typename":
+            steps.append((response_key, None, None, False, False))
+            continue
+        field = parent_type.fields.get(name)
+        definition = field.extensions.get("strawberry-definition") if field else None
+        if field is None or field.args or definition is None or not definition.is_basic_field:
+            return _NOT_PLAIN
+        kind, nullable = field.type, True
+        if isinstance(kind, GraphQLNonNull):
+            kind, nullable = kind.of_type, False
+        is_list = isinstance(kind, GraphQLList)
+        if is_list:
+            item = kind.of_type
+            # Only lists of nullable leaves: a non-null item would need its own error path.
+            if isinstance(item, GraphQLNonNull):
+                return _NOT_PLAIN
+            kind = item
+        if not isinstance(kind, GraphQLScalarType | GraphQLEnumType):
+            return _NOT_PLAIN
+        steps.append((response_key, definition.python_name, kind.serialize, nullable, is_list))
+    return tuple(steps)
+
+
+def _complete(steps: tuple[_Step, ...], source: Any, type_name: str) -> Any:
+    answer: dict[str, Any] = {}
+    try:
+        for response_key, attribute, serialize, nullable, is_list in steps:
+            if attribute is None:
+                answer[response_key] = type_name
+                continue
+            value = getattr(source, attribute)
+            if value is None:
+                if not nullable:
+                    return _FALLBACK  # graphql-core reports the error where it belongs
+                answer[response_key] = None
+            elif is_list:
+                answer[response_key] = [None if v is None else serialize(v) for v in value]  # type: ignore[misc]
+            else:
+                answer[response_key] = serialize(value)  # type: ignore[misc]
+    except Exception:  # any oddity: the slow path raises it where it belongs
+        return _FALLBACK
+    return answer
