@@ -301,9 +301,20 @@ class ResponseCache:
                 return filled
         try:
             response = await load()
+            return await self._store(key, response, policy, tags, generations)
         finally:
+            # Only once the answer is stored: a process waiting for it must find it then.
             if backend is not None and claimed:
                 await backend.unlock(key)
+
+    async def _store(
+        self,
+        key: str,
+        response: Stored,
+        policy: Policy,
+        tags: tuple[str, ...],
+        generations: list[int],
+    ) -> Stored:
         # Worked out even with no backend: answers built from this read say how long they
         # stay fresh (`Cache-Control`), whether or not the gateway keeps it.
         freshness = policy(response)
