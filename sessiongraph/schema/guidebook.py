@@ -25,6 +25,7 @@ from .ids import encode_id, int_key
 from .nodes import Node, register_node
 from .ordering import OrderDirection
 from .pagination import PageInfo, encode_cursor, page_info, page_window
+from .records import copy_record
 from .session import Session, SessionSource
 
 __all__ = [
@@ -90,14 +91,7 @@ class Address:
     def from_record(cls, record: LocationAddress | None) -> Self | None:
         if record is None:
             return None
-        return cls(
-            address=record.address,
-            street=record.street,
-            city=record.city,
-            state=record.state,
-            zipcode=record.zipcode,
-            country=record.country,
-        )
+        return copy_record(cls, record)
 
 
 @strawberry.federation.type(
@@ -123,21 +117,11 @@ class Guide(Node):
 
     @classmethod
     def from_record(cls, record: GuideRecord) -> Self:
-        return cls(
+        return copy_record(
+            cls,
+            record,
             id=encode_id("Guide", record.id),
             guidebook_id=record.id,
-            created_at=record.created_at,
-            owner=record.owner,
-            name=record.name,
-            short_name=record.short_name,
-            description_html=record.description_html,
-            start_date=record.start_date,
-            end_date=record.end_date,
-            attendees_estimate=record.attendees_estimate,
-            timezone=record.timezone,
-            home_screen_menuitem=record.home_screen_menuitem,
-            privacy=record.privacy,
-            redeem_code=record.redeem_code,
             category=list(record.category),
         )
 
@@ -177,14 +161,12 @@ class ScheduleTrack(Node):
 
     @classmethod
     def from_record(cls, record: ScheduleTrackRecord) -> Self:
-        return cls(
+        return copy_record(
+            cls,
+            record,
             id=encode_id("ScheduleTrack", record.id),
             guidebook_id=record.id,
             guide_id=record.guide,
-            name=record.name,
-            color=record.color,
-            import_id=record.import_id,
-            created_at=record.created_at,
         )
 
     @strawberry.field(description="The guide this track belongs to.")
@@ -217,18 +199,13 @@ class Location(Node):
 
     @classmethod
     def from_record(cls, record: LocationRecord) -> Self:
-        return cls(
+        return copy_record(
+            cls,
+            record,
             id=encode_id("Location", record.id),
             guidebook_id=record.id,
             guide_id=record.guide,
-            name=record.name,
-            description=record.description,
-            location_type=record.location_type,
-            latitude=record.latitude,
-            longitude=record.longitude,
             address=Address.from_record(record.address),
-            import_id=record.import_id,
-            created_at=record.created_at,
         )
 
     @strawberry.field(description="The guide this location belongs to.")
@@ -262,31 +239,17 @@ class GuidebookSession(Session):
 
     @classmethod
     def from_record(cls, record: GuidebookSessionRecord) -> Self:
-        return cls(
+        return copy_record(
+            cls,
+            record,
             id=encode_id("GuidebookSession", record.id),
-            name=record.name,
             starts_at=record.start_time,
             ends_at=record.end_time,
             source=SessionSource.GUIDEBOOK,
             guidebook_id=record.id,
             guide_id=record.guide,
-            description_html=record.description_html,
-            start_time=record.start_time,
-            end_time=record.end_time,
-            all_day=record.all_day,
-            allow_rating=record.allow_rating,
-            add_to_schedule=record.add_to_schedule,
-            import_id=record.import_id,
             schedule_track_ids=list(record.schedule_tracks),
             location_ids=list(record.locations),
-            image=record.image,
-            rank=record.rank,
-            require_login=record.require_login,
-            max_capacity=record.max_capacity,
-            waitlist=record.waitlist,
-            registration_start_date=record.registration_start_date,
-            registration_end_date=record.registration_end_date,
-            created_at=record.created_at,
         )
 
     @strawberry.field(description="The guide this session belongs to.")

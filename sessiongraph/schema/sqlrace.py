@@ -26,6 +26,7 @@ from .filters import DateTimeFilter, IntFilter, StringFilter, to_filter_spec
 from .ids import encode_id
 from .nodes import Node, register_node
 from .pagination import PageInfo, encode_cursor, page_window
+from .records import copy_record
 from .series import FloatColumn, StringColumn
 from .session import Session, SessionSource
 
@@ -67,7 +68,7 @@ class SessionDetail:
 
     @classmethod
     def from_record(cls, record: SessionDetailRecord) -> Self:
-        return cls(name=record.name, value=record.value)
+        return copy_record(cls, record)
 
 
 def _at(midnight: datetime | None, offset: str | None) -> datetime | None:
@@ -94,14 +95,10 @@ class Lap:
     @classmethod
     def from_record(cls, record: LapRecord, midnight: datetime | None) -> Self:
         duration = parse_offset(record.lap_time)
-        return cls(
-            number=record.number,
-            name=record.name,
-            start_time=record.start_time,
-            end_time=record.end_time,
-            lap_time=record.lap_time,
+        return copy_record(
+            cls,
+            record,
             lap_seconds=duration / timedelta(seconds=1) if duration is not None else None,
-            count_for_fastest_lap=record.count_for_fastest_lap,
             starts_at=_at(midnight, record.start_time),
             ends_at=_at(midnight, record.end_time),
         )
@@ -123,17 +120,7 @@ class Parameter:
 
     @classmethod
     def from_record(cls, record: ParameterRecord) -> Self:
-        return cls(
-            name=record.name,
-            identifier=record.identifier,
-            description=record.description,
-            units=record.units,
-            format=record.format,
-            minimum_value=record.minimum_value,
-            maximum_value=record.maximum_value,
-            parent_parameter_group=record.parent_parameter_group,
-            frequency=record.frequency,
-        )
+        return copy_record(cls, record)
 
 
 @strawberry.enum(description="How SQL Race reduces the samples of each interval (reference).")
@@ -180,10 +167,7 @@ class SampleSeries:
     @strawberry.field(description="The continuous ranges with data for the same request.")
     async def time_ranges(self, info: Info) -> list[SampleTimeRange] | None:
         ranges = await resolve.sample_time_ranges(info, self._query)
-        return [
-            SampleTimeRange(start_time=r.start_time, end_time=r.end_time, span=r.span)
-            for r in ranges
-        ]
+        return [copy_record(SampleTimeRange, r) for r in ranges]
 
 
 @strawberry.federation.type(
@@ -231,24 +215,13 @@ class SqlRaceSession(Session):
 
     @classmethod
     def from_record(cls, record: SqlRaceSessionRecord) -> Self:
-        return cls(
+        return copy_record(
+            cls,
+            record,
             id=encode_id("SqlRaceSession", f"{record.connection}/{record.key}"),
             name=record.identifier,
-            starts_at=record.starts_at,
-            ends_at=record.ends_at,
             source=SessionSource.SQLRACE,
-            key=record.key,
             connection_name=record.connection,
-            identifier=record.identifier,
-            time_of_recording=record.time_of_recording,
-            time_zone=record.time_zone,
-            session_type=record.session_type,
-            start_time=record.start_time,
-            end_time=record.end_time,
-            laps_count=record.laps_count,
-            session_id=record.session_id,
-            state=record.state,
-            state_code=record.state_code,
             _midnight=record.midnight,
         )
 
