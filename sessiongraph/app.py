@@ -47,7 +47,7 @@ from .http_caching import (
     entity_tag,
     matches_entity_tag,
 )
-from .incremental import accepts_multipart, settle
+from .incremental import settle
 from .loaders import Loaders
 from .metrics import GRAPHQL_DURATION, GRAPHQL_REQUESTS, metrics_endpoint, operation_label
 from .middleware import (
@@ -262,7 +262,7 @@ class GraphQLView(GraphQL[Context, None]):
         if (
             facts is not None
             and facts.outcome == "rejected"
-            and _wants_graphql_response(request.headers.get("accept", ""))
+            and _accepts(request.headers.get("accept", ""), GRAPHQL_RESPONSE)
         ):
             # The spec's media type: a request that never executed has no `data` at all.
             body.pop("data", None)
@@ -288,7 +288,7 @@ class GraphQLView(GraphQL[Context, None]):
         # client that did not gets every deferred and streamed part in one answer.
         if isinstance(result, list):
             return [await self._settled(r) for r in result]
-        if not accepts_multipart(request_adapter.headers.get("accept", "")):
+        if not _accepts(request_adapter.headers.get("accept", ""), "multipart/mixed"):
             return await self._settled(result)
         return result
 
@@ -391,11 +391,11 @@ def _outcome(result: ExecutionResult) -> str:
     return "rejected" if pre_execution else "error"
 
 
-def _wants_graphql_response(accept: str) -> bool:
-    """Whether the client accepts the spec's media type (at any non-zero quality)."""
+def _accepts(accept: str, media_type: str) -> bool:
+    """Whether an Accept header names `media_type` (at any non-zero quality)."""
     for part in accept.split(","):
         media, *params = (piece.strip() for piece in part.split(";"))
-        if media.lower() != GRAPHQL_RESPONSE:
+        if media.lower() != media_type:
             continue
         for param in params:
             name, _, value = param.partition("=")
@@ -410,7 +410,7 @@ def _wants_graphql_response(accept: str) -> bool:
 
 def _response_media_type(scope: Scope) -> str:
     accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
-    if _wants_graphql_response(accept):
+    if _accepts(accept, GRAPHQL_RESPONSE):
         return f"{GRAPHQL_RESPONSE}; charset=utf-8"
     return "application/json"
 

@@ -14,13 +14,7 @@ from graphql.execution import (
 )
 from strawberry.types import ExecutionResult
 
-__all__ = ["accepts_multipart", "settle"]
-
-
-def accepts_multipart(accept: str) -> bool:
-    return any(
-        part.split(";")[0].strip().lower() == "multipart/mixed" for part in accept.split(",")
-    )
+__all__ = ["settle"]
 
 
 async def settle(results: ExperimentalIncrementalExecutionResults) -> ExecutionResult:

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from graphql import (
@@ -45,6 +45,7 @@ from strawberry.schema.schema import validate_document
 
 from .. import requestctx
 from .ordering import MAX_LIMIT
+from .scalars import parse_datetime
 
 __all__ = [
     "DocumentGuard",
@@ -193,20 +194,17 @@ def _series_cost(field: FieldNode, rate: float, variables: Mapping[str, Any]) ->
     return int(span * per_second) // _SAMPLES_PER_COST
 
 
-def _instant_argument(field: FieldNode, name: str, variables: Mapping[str, Any]) -> Any:
+def _instant_argument(field: FieldNode, name: str, variables: Mapping[str, Any]) -> datetime | None:
     node = _argument(field, name)
     value: Any = None
     if isinstance(node, VariableNode):
         value = variables.get(node.name.value)
     elif isinstance(node, StringValueNode):
         value = node.value
-    if not isinstance(value, str):
-        return None
     try:
-        moment = datetime.fromisoformat(value.replace("z", "Z"))
+        return parse_datetime(value)  # as the DateTime scalar reads it
     except ValueError:
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _float_argument(field: FieldNode, name: str, variables: Mapping[str, Any]) -> float | None:

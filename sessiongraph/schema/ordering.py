@@ -82,8 +82,8 @@ def ordered_window(
     offset: int | None,
 ) -> list[T]:
     """`records` sorted by `order_by` (stable: upstream order breaks the remaining ties), then
-    `offset` skipped and at most `limit` kept."""
-    check_window(limit, offset)
+    `offset` skipped and at most `limit` kept. The window was checked (`check_window`) before
+    the records were fetched."""
     found = list(records)
     for key in reversed(order_by or ()):
         name = key.field.value
