@@ -21,9 +21,10 @@ lint: setup
 	$(BIN)/ruff format --check sessiongraph tests bench
 	$(BIN)/mypy
 
-# The cache tests run a real redis-server, the playground test Debian's Chromium, the federation
+# The cache tests run a real redis-server, the live tests Debian's mosquitto, the playground test
+# Debian's Chromium, the federation
 # test Node and npm; on Debian as root the missing ones are installed. Each entry is command:package.
-SYSTEM_DEPS := redis-server:redis-server /usr/bin/chromium:chromium node:nodejs npm:npm
+SYSTEM_DEPS := redis-server:redis-server /usr/sbin/mosquitto:mosquitto /usr/bin/chromium:chromium node:nodejs npm:npm
 system-deps:
 	@missing=; for dep in $(SYSTEM_DEPS); do \
 	  command -v "$${dep%%:*}" >/dev/null || missing="$$missing $${dep#*:}"; done; \
