@@ -22,8 +22,8 @@ lint: setup
 	$(BIN)/mypy
 
 # The cache tests run a real redis-server, the live tests Debian's mosquitto, the playground test
-# Debian's Chromium, the federation
-# test Node and npm; on Debian as root the missing ones are installed. Each entry is command:package.
+# Debian's Chromium, the federation test Node and npm; on Debian as root the missing ones are
+# installed. Each entry is command:package.
 SYSTEM_DEPS := redis-server:redis-server /usr/sbin/mosquitto:mosquitto /usr/bin/chromium:chromium node:nodejs npm:npm
 system-deps:
 	@missing=; for dep in $(SYSTEM_DEPS); do \
