@@ -51,11 +51,9 @@ from .incremental import settle
 from .loaders import Loaders
 from .metrics import GRAPHQL_DURATION, GRAPHQL_REQUESTS, metrics_endpoint, operation_label
 from .middleware import (
-    BodyReadTimeout,
-    BodySizeLimit,
-    CredentialHeaders,
-    CsrfPrevention,
-    RequestId,
+    CSRF_MESSAGE,
+    RequestGuard,
+    csrf_safe,
     graphql_error_response,
     wants_ide_page,
 )
@@ -118,7 +116,10 @@ class GraphQLView(GraphQL[Context, None]):
         scope = _normalized_media_types(scope)
         media_type = _response_media_type(scope)
         response: Response | None = None
-        if self.settings.require_token_for_queries and not wants_ide_page(scope):
+        if self.settings.csrf_prevention and not csrf_safe(scope):
+            response = graphql_error_response(400, CSRF_MESSAGE, "CSRF_PREVENTED")
+            facts.outcome = "rejected"
+        elif self.settings.require_token_for_queries and not wants_ide_page(scope):
             response = self._credential_refusal(scope, media_type)
             if response is not None:
                 facts.outcome = "rejected"
@@ -148,7 +149,7 @@ class GraphQLView(GraphQL[Context, None]):
             request_bytes = b"\n".join(
                 (scope.get("query_string", b""), headers.get(b"accept", b""), body)
             )
-            # Duplicate credential headers were refused (CredentialHeaders), so this is
+            # Duplicate credential headers were refused (RequestGuard), so this is
             # exactly the credential the checks accepted.
             key = ResultCache.key(scope["method"], request_bytes, credential_key(scope["headers"]))
             cached = await self.results.get(key)
@@ -624,10 +625,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await providers.close()
 
     middleware = [
-        Middleware(RequestId),
-        Middleware(CredentialHeaders),
-        Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
-        Middleware(BodyReadTimeout, seconds=settings.body_read_timeout_seconds),
+        Middleware(
+            RequestGuard,
+            max_bytes=settings.max_body_bytes,
+            body_seconds=settings.body_read_timeout_seconds,
+        )
     ]
     if settings.cors_origins:
         middleware.append(
@@ -640,8 +642,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 expose_headers=["X-Request-ID", "ETag"],
             )
         )
-    if settings.csrf_prevention:
-        middleware.append(Middleware(CsrfPrevention))
     routes: list[BaseRoute] = [
         Route("/graphql", view, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),

@@ -1,4 +1,4 @@
-"""ASGI middleware: request ids, credential headers, CSRF prevention, request body limits."""
+"""The request guard (request ids, credential headers, body limits) and the CSRF rule."""
 
 from __future__ import annotations
 
@@ -12,11 +12,9 @@ from . import requestctx
 from .auth import repeated_credential
 
 __all__ = [
-    "BodyReadTimeout",
-    "BodySizeLimit",
-    "CredentialHeaders",
-    "CsrfPrevention",
-    "RequestId",
+    "CSRF_MESSAGE",
+    "RequestGuard",
+    "csrf_safe",
     "graphql_error_response",
     "wants_ide_page",
 ]
@@ -35,47 +33,6 @@ def graphql_error_response(
     )
 
 
-class CredentialHeaders:
-    """Refuses requests that send a credential header twice, before anything reads one."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        repeated = repeated_credential(scope["headers"]) if scope["type"] == "http" else None
-        if repeated is None:
-            await self.app(scope, receive, send)
-            return
-        response = graphql_error_response(
-            400, f"Send the {repeated} header at most once", "BAD_REQUEST"
-        )
-        await response(scope, receive, send)
-
-
-class RequestId:
-    """Takes `X-Request-ID` from the client (or makes one), logs with it and echoes it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        offered = dict(scope["headers"]).get(b"x-request-id")
-        request_id = requestctx.new_request_id(offered.decode("latin-1") if offered else None)
-        requestctx.start(request_id)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", []) if h[0] != b"x-request-id"]
-                headers.append((b"x-request-id", request_id.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-
-
 # Content types a browser may send cross-site without a CORS preflight.
 _SIMPLE_TYPES = frozenset(
     {b"", b"text/plain", b"application/x-www-form-urlencoded", b"multipart/form-data"}
@@ -89,33 +46,19 @@ CSRF_MESSAGE = (
 )
 
 
-class CsrfPrevention:
+def csrf_safe(scope: Scope) -> bool:
     """Apollo's rule for POSTs: they must be ones a browser would have preflighted.
 
     GET and HEAD run queries only, and nothing here authenticates by cookie, so a cross-site
     GET can do no more than any client can; they are never refused.
     """
-
-    def __init__(self, app: ASGIApp, path: str = "/graphql") -> None:
-        self.app = app
-        self.path = path
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path or self._safe(scope):
-            await self.app(scope, receive, send)
-            return
-        response = graphql_error_response(400, CSRF_MESSAGE, "CSRF_PREVENTED")
-        await response(scope, receive, send)
-
-    @staticmethod
-    def _safe(scope: Scope) -> bool:
-        if scope["method"] != "POST":
-            return True  # GET and HEAD run queries only; other methods are refused (405)
-        headers = dict(scope["headers"])
-        if any(headers.get(name, b"").strip() for name in _PREFLIGHT_HEADERS):
-            return True
-        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        return media_type not in _SIMPLE_TYPES
+    if scope["method"] != "POST":
+        return True  # GET and HEAD run queries only; other methods are refused (405)
+    headers = dict(scope["headers"])
+    if any(headers.get(name, b"").strip() for name in _PREFLIGHT_HEADERS):
+        return True
+    media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    return media_type not in _SIMPLE_TYPES
 
 
 def wants_ide_page(scope: Scope) -> bool:
@@ -127,68 +70,46 @@ def wants_ide_page(scope: Scope) -> bool:
     return b"text/html" in accept
 
 
-class BodySizeLimit:
-    """Refuses request bodies over `max_bytes` with 413 before they are buffered."""
+class RequestGuard:
+    """One pass around every HTTP request: takes `X-Request-ID` from the client (or makes one)
+    and echoes it; refuses a credential header sent twice (before anything reads one), a body
+    over `max_bytes` (413, before it is buffered) and a body that does not arrive whole within
+    `body_seconds` (408: a client trickling its body would hold a connection indefinitely)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, body_seconds: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.body_seconds = body_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers", ())).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
-            return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
-            await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = graphql_error_response(
-            413, f"Request body exceeds {self.max_bytes} bytes", "REQUEST_TOO_LARGE"
-        )
-        await response(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-class BodyReadTimeout:
-    """Answers 408 when a request body does not arrive whole within `seconds`.
-
-    A client trickling its body would otherwise hold a connection and a task indefinitely.
-    """
-
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
-        self.app = app
-        self.seconds = seconds
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.seconds
-        complete = False
+        headers = dict(scope["headers"])
+        offered = headers.get(b"x-request-id")
+        request_id = requestctx.new_request_id(offered.decode("latin-1") if offered else None)
+        requestctx.start(request_id)
+        echoed = (b"x-request-id", request_id.encode())
         started = False
 
-        async def timed_receive() -> Message:
-            nonlocal complete
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                kept = [h for h in message.get("headers", []) if h[0] != b"x-request-id"]
+                message = {**message, "headers": [*kept, echoed]}
+            await send(message)
+
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            await refusal(scope, receive, guarded_send)
+            return
+        deadline = asyncio.get_running_loop().time() + self.body_seconds
+        complete = False
+        received = 0
+
+        async def guarded_receive() -> Message:
+            nonlocal complete, received
             if complete:
                 return await receive()
             try:
@@ -197,24 +118,45 @@ class BodyReadTimeout:
             except TimeoutError:
                 raise _BodyTimeout from None
             complete = not message.get("more_body", False)
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _BodyTooLarge
             return message
 
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await self.app(scope, timed_receive, tracked_send)
+            await self.app(scope, guarded_receive, guarded_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._too_large()(scope, receive, guarded_send)
         except _BodyTimeout:
             if not started:
                 response = graphql_error_response(
                     408,
-                    f"The request body did not arrive within {self.seconds:g} s",
+                    f"The request body did not arrive within {self.body_seconds:g} s",
                     "REQUEST_TIMEOUT",
                     headers={"Connection": "close"},
                 )
-                await response(scope, receive, send)
+                await response(scope, receive, guarded_send)
+
+    def _refusal(self, scope: Scope, headers: dict[bytes, bytes]) -> Response | None:
+        repeated = repeated_credential(scope["headers"])
+        if repeated is not None:
+            return graphql_error_response(
+                400, f"Send the {repeated} header at most once", "BAD_REQUEST"
+            )
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return self._too_large()
+        return None
+
+    def _too_large(self) -> Response:
+        return graphql_error_response(
+            413, f"Request body exceeds {self.max_bytes} bytes", "REQUEST_TOO_LARGE"
+        )
+
+
+class _BodyTooLarge(Exception):
+    pass
 
 
 class _BodyTimeout(Exception):
