@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, Self, TypeVar
 
 import strawberry
 from strawberry import UNSET
@@ -82,9 +83,8 @@ def _keys(value: Any, type_name: str) -> Any:
     return input_key(str(value), type_name)
 
 
-def _own_key(info: Info, value: strawberry.ID, type_name: str) -> int:
-    """The input's `id`, once the caller is known to be allowed to write at all."""
-    write.authorize(info)
+def _own_key(value: strawberry.ID, type_name: str) -> int:
+    """The input's `id` as a Guidebook integer."""
     try:
         return input_key(str(value), type_name)
     except BadUserInput as exc:
@@ -96,10 +96,6 @@ class UserError:
     field: str | None = strawberry.field(description="The input field, e.g. endTime; null: all.")
     message: str
     code: str = strawberry.field(description="BAD_USER_INPUT or NOT_FOUND.")
-
-
-def _user_errors(outcome: write.Outcome[Any]) -> list[UserError]:
-    return _refused(outcome.problems)
 
 
 @strawberry.input
@@ -198,15 +194,41 @@ class UpdateGuideInput:
     )
 
 
+class _Payload:
+    """Every payload is filled the same way from its write's outcome (also one refused before
+    sending): the changed object, `userErrors`, `sanitized` or the deleted ids if it has them."""
+
+    # The type of the object the payload carries, or of the one it deleted.
+    node: ClassVar[Any]
+
+    @classmethod
+    def of(cls, outcome: write.Outcome[Any]) -> Self:
+        values: dict[str, Any] = {"user_errors": _refused(outcome.problems)}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name == "sanitized":
+                values[f.name] = outcome.sanitized
+            elif f.name == "deleted_id":
+                values[f.name] = outcome.deleted_id
+            elif f.name == "deleted_node_id":
+                deleted = outcome.deleted_id
+                values[f.name] = None if deleted is None else encode_id(cls.node.__name__, deleted)
+            elif f.name != "user_errors":
+                record = outcome.record
+                values[f.name] = None if record is None else cls.node.from_record(record)
+        return cls(**values)
+
+
 @strawberry.type
-class CreateSessionPayload:
+class CreateSessionPayload(_Payload):
+    node = GuidebookSession
     session: GuidebookSession | None
     user_errors: list[UserError]
     sanitized: bool = strawberry.field(description=SANITIZED)
 
 
 @strawberry.type
-class UpdateSessionPayload:
+class UpdateSessionPayload(_Payload):
+    node = GuidebookSession
     session: GuidebookSession | None
     user_errors: list[UserError]
     sanitized: bool = strawberry.field(description=SANITIZED)
@@ -217,52 +239,61 @@ DELETED_NODE_ID = "Its global ID, for evicting it from a client cache."
 
 
 @strawberry.type
-class DeleteSessionPayload:
+class DeleteSessionPayload(_Payload):
+    node = GuidebookSession
     deleted_id: int | None = strawberry.field(description=DELETED_ID)
     deleted_node_id: strawberry.ID | None = strawberry.field(description=DELETED_NODE_ID)
     user_errors: list[UserError]
 
 
 @strawberry.type
-class CreateScheduleTrackPayload:
+class CreateScheduleTrackPayload(_Payload):
+    node = ScheduleTrack
     schedule_track: ScheduleTrack | None
     user_errors: list[UserError]
 
 
 @strawberry.type
-class UpdateScheduleTrackPayload:
+class UpdateScheduleTrackPayload(_Payload):
+    node = ScheduleTrack
     schedule_track: ScheduleTrack | None
     user_errors: list[UserError]
 
 
 @strawberry.type
-class DeleteScheduleTrackPayload:
+class DeleteScheduleTrackPayload(_Payload):
+    node = ScheduleTrack
     deleted_id: int | None = strawberry.field(description=DELETED_ID)
     deleted_node_id: strawberry.ID | None = strawberry.field(description=DELETED_NODE_ID)
     user_errors: list[UserError]
 
 
 @strawberry.type
-class UpdateGuidePayload:
+class UpdateGuidePayload(_Payload):
+    node = Guide
     guide: Guide | None
     user_errors: list[UserError]
     sanitized: bool = strawberry.field(description=SANITIZED)
-
-
-def _session(outcome: write.Outcome[Any]) -> GuidebookSession | None:
-    return GuidebookSession.from_record(outcome.record) if outcome.record is not None else None
-
-
-def _track(outcome: write.Outcome[Any]) -> ScheduleTrack | None:
-    return ScheduleTrack.from_record(outcome.record) if outcome.record is not None else None
 
 
 def _refused(problems: list[write.Problem]) -> list[UserError]:
     return [UserError(field=p.field, message=p.message, code=p.code) for p in problems]
 
 
-def _deleted(outcome: write.Outcome[Any], type_name: str) -> strawberry.ID | None:
-    return encode_id(type_name, outcome.deleted_id) if outcome.deleted_id is not None else None
+P = TypeVar("P", bound=_Payload)
+
+
+async def _mutate(
+    info: Info, payload: type[P], write_: Callable[[], Awaitable[write.Outcome[Any]]]
+) -> P:
+    """Authorize, then run the write; ids that name nothing of the caller's become userErrors
+    before anything is sent."""
+    write.authorize(info)
+    try:
+        outcome = await write_()
+    except _BadIds as bad:
+        outcome = write.Outcome(problems=bad.problems)
+    return payload.of(outcome)
 
 
 @strawberry.type
@@ -273,18 +304,10 @@ class GuidebookMutation:
     async def create_session(
         self, info: Info, input: CreateSessionInput
     ) -> CreateSessionPayload | None:
-        write.authorize(info)
-        try:
-            values = _upstream_values(input, keep_nulls=False)
-        except _BadIds as bad:
-            return CreateSessionPayload(
-                session=None, user_errors=_refused(bad.problems), sanitized=False
-            )
-        outcome = await write.create_session(info, values)
-        return CreateSessionPayload(
-            session=_session(outcome),
-            user_errors=_user_errors(outcome),
-            sanitized=outcome.sanitized,
+        return await _mutate(
+            info,
+            CreateSessionPayload,
+            lambda: write.create_session(info, _upstream_values(input, keep_nulls=False)),
         )
 
     @strawberry.mutation(
@@ -293,51 +316,34 @@ class GuidebookMutation:
     async def update_session(
         self, info: Info, input: UpdateSessionInput
     ) -> UpdateSessionPayload | None:
-        try:
-            key = _own_key(info, input.id, "GuidebookSession")
-            changes = _upstream_values(input, keep_nulls=True)
-        except _BadIds as bad:
-            return UpdateSessionPayload(
-                session=None, user_errors=_refused(bad.problems), sanitized=False
-            )
-        outcome = await write.update_session(info, key, changes)
-        return UpdateSessionPayload(
-            session=_session(outcome),
-            user_errors=_user_errors(outcome),
-            sanitized=outcome.sanitized,
+        return await _mutate(
+            info,
+            UpdateSessionPayload,
+            lambda: write.update_session(
+                info,
+                _own_key(input.id, "GuidebookSession"),
+                _upstream_values(input, keep_nulls=True),
+            ),
         )
 
     @strawberry.mutation(description="Delete a session." + UNKNOWN_OUTCOME + AUTH)
     async def delete_session(
         self, info: Info, input: DeleteSessionInput
     ) -> DeleteSessionPayload | None:
-        try:
-            key = _own_key(info, input.id, "GuidebookSession")
-        except _BadIds as bad:
-            return DeleteSessionPayload(
-                deleted_id=None, deleted_node_id=None, user_errors=_refused(bad.problems)
-            )
-        outcome = await write.delete_session(info, key)
-        return DeleteSessionPayload(
-            deleted_id=outcome.deleted_id,
-            deleted_node_id=_deleted(outcome, "GuidebookSession"),
-            user_errors=_user_errors(outcome),
+        return await _mutate(
+            info,
+            DeleteSessionPayload,
+            lambda: write.delete_session(info, _own_key(input.id, "GuidebookSession")),
         )
 
     @strawberry.mutation(description="Create a schedule track." + CREATE_OUTCOME + AUTH)
     async def create_schedule_track(
         self, info: Info, input: CreateScheduleTrackInput
     ) -> CreateScheduleTrackPayload | None:
-        write.authorize(info)
-        try:
-            values = _upstream_values(input, keep_nulls=False)
-        except _BadIds as bad:
-            return CreateScheduleTrackPayload(
-                schedule_track=None, user_errors=_refused(bad.problems)
-            )
-        outcome = await write.create_schedule_track(info, values)
-        return CreateScheduleTrackPayload(
-            schedule_track=_track(outcome), user_errors=_user_errors(outcome)
+        return await _mutate(
+            info,
+            CreateScheduleTrackPayload,
+            lambda: write.create_schedule_track(info, _upstream_values(input, keep_nulls=False)),
         )
 
     @strawberry.mutation(
@@ -346,16 +352,14 @@ class GuidebookMutation:
     async def update_schedule_track(
         self, info: Info, input: UpdateScheduleTrackInput
     ) -> UpdateScheduleTrackPayload | None:
-        try:
-            key = _own_key(info, input.id, "ScheduleTrack")
-            changes = _upstream_values(input, keep_nulls=True)
-        except _BadIds as bad:
-            return UpdateScheduleTrackPayload(
-                schedule_track=None, user_errors=_refused(bad.problems)
-            )
-        outcome = await write.update_schedule_track(info, key, changes)
-        return UpdateScheduleTrackPayload(
-            schedule_track=_track(outcome), user_errors=_user_errors(outcome)
+        return await _mutate(
+            info,
+            UpdateScheduleTrackPayload,
+            lambda: write.update_schedule_track(
+                info,
+                _own_key(input.id, "ScheduleTrack"),
+                _upstream_values(input, keep_nulls=True),
+            ),
         )
 
     @strawberry.mutation(
@@ -364,17 +368,10 @@ class GuidebookMutation:
     async def delete_schedule_track(
         self, info: Info, input: DeleteScheduleTrackInput
     ) -> DeleteScheduleTrackPayload | None:
-        try:
-            key = _own_key(info, input.id, "ScheduleTrack")
-        except _BadIds as bad:
-            return DeleteScheduleTrackPayload(
-                deleted_id=None, deleted_node_id=None, user_errors=_refused(bad.problems)
-            )
-        outcome = await write.delete_schedule_track(info, key)
-        return DeleteScheduleTrackPayload(
-            deleted_id=outcome.deleted_id,
-            deleted_node_id=_deleted(outcome, "ScheduleTrack"),
-            user_errors=_user_errors(outcome),
+        return await _mutate(
+            info,
+            DeleteScheduleTrackPayload,
+            lambda: write.delete_schedule_track(info, _own_key(input.id, "ScheduleTrack")),
         )
 
     @strawberry.mutation(
@@ -382,15 +379,10 @@ class GuidebookMutation:
         "through the Open API)." + UNKNOWN_OUTCOME + AUTH
     )
     async def update_guide(self, info: Info, input: UpdateGuideInput) -> UpdateGuidePayload | None:
-        try:
-            key = _own_key(info, input.id, "Guide")
-            changes = _upstream_values(input, keep_nulls=True)
-        except _BadIds as bad:
-            return UpdateGuidePayload(
-                guide=None, user_errors=_refused(bad.problems), sanitized=False
-            )
-        outcome = await write.update_guide(info, key, changes)
-        guide = Guide.from_record(outcome.record) if outcome.record is not None else None
-        return UpdateGuidePayload(
-            guide=guide, user_errors=_user_errors(outcome), sanitized=outcome.sanitized
+        return await _mutate(
+            info,
+            UpdateGuidePayload,
+            lambda: write.update_guide(
+                info, _own_key(input.id, "Guide"), _upstream_values(input, keep_nulls=True)
+            ),
         )
