@@ -19,6 +19,10 @@ from yarl import URL
 from ..errors import NotFound, UpstreamRejected, UpstreamUnavailable
 from ._auth import TokenFetcher, password_grant_fetcher
 from ._http import UpstreamClient
+from ._values import flag as _bool
+from ._values import integer as _int
+from ._values import number as _float
+from ._values import text as _text
 from .sqlrace_samples import (
     SampleQuery,
     SampleSeriesRecord,
@@ -171,22 +175,6 @@ class ParameterRecord:
 def _fields(row: Any) -> dict[str, Any] | None:
     # Case-insensitive: the 2018 dialect writes PascalCase, the later ones camelCase.
     return {str(k).lower(): v for k, v in row.items()} if isinstance(row, dict) else None
-
-
-def _text(value: Any) -> str | None:
-    return value if type(value) is str else None
-
-
-def _int(value: Any) -> int | None:
-    return value if type(value) is int else None
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if type(value) in (int, float) else None
-
-
-def _bool(value: Any) -> bool | None:
-    return value if type(value) is bool else None
 
 
 def session_key(value: Any) -> str | None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..errors import BadUserInput, UpstreamRejected, UpstreamUnavailable
+from ._values import text
 
 if TYPE_CHECKING:
     from .sqlrace import SqlRaceProvider
@@ -191,11 +192,7 @@ async def read_time_ranges(provider: SqlRaceProvider, query: SampleQuery) -> lis
     if not isinstance(payload, list):
         raise UpstreamUnavailable(UPSTREAM, "sqlrace sent time ranges that are not a list")
     return [
-        TimeRangeRecord(_text(r.get("StartTime")), _text(r.get("EndTime")), _text(r.get("Span")))
+        TimeRangeRecord(text(r.get("StartTime")), text(r.get("EndTime")), text(r.get("Span")))
         for r in payload
         if isinstance(r, dict)
     ]
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
