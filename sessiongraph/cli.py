@@ -96,6 +96,7 @@ def _checked_settings() -> Settings:
 
     try:
         settings = Settings()
+        # Checked once here, before uvicorn starts workers that would each fail on their own.
         if settings.persisted_documents_file is not None:
             TrustedDocuments.load(settings.persisted_documents_file)
         elif settings.persisted_documents_only:
