@@ -241,10 +241,11 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def get_context(self, request: Any, response: Any) -> Context:
         start_collecting()
+        providers = self.providers.for_request(request.headers)
         return Context(
             settings=self.settings,
-            providers=self.providers,
-            loaders=Loaders(self.providers, batching=self.settings.dataloader_batching),
+            providers=providers,
+            loaders=Loaders(providers, batching=self.settings.dataloader_batching),
             request=request,
             response=response,
         )

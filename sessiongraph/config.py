@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # `page_size` sent on Guidebook lists. Only documented for one endpoint (max 500), so the
     # provider still follows `next` and learns the real page size when the upstream caps it.
     guidebook_page_size: int = Field(default=100, ge=1, le=500)
+    # Whether a request may bring its own Guidebook key in X-Guidebook-Api-Key (then Guidebook
+    # authorizes its writes, and its reads are cached for that key alone).
+    guidebook_client_keys: Literal["off", "allow", "require"] = "allow"
 
     sqlrace_url: str | None = None
     sqlrace_api_path: str = "api"

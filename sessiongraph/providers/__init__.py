@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from ..cache import FallbackBackend, Freshness, ResponseCache, build_cache
 from ..config import Settings
-from ..errors import UpstreamNotConfigured
+from ..errors import Forbidden, SessionGraphError, Unauthenticated, UpstreamNotConfigured
 from ._auth import StaticHeader, TokenAuth
 from ._http import RetryPolicy, UpstreamClient
 from ._ratelimit import RateLimiter, SharedRateLimiter
@@ -40,9 +42,22 @@ class Providers:
     statuses: dict[str, UpstreamStatus] = field(default_factory=dict)
     sqlrace: SqlRaceProvider | None = None
     guidebook: GuidebookProvider | None = None
+    guidebook_keys: CallerKeys | None = None
+    # Per request (see `for_request`): whether `guidebook` uses the caller's own key, and why
+    # there is none when a caller key was refused or required.
+    guidebook_caller: bool = False
+    guidebook_refusal: SessionGraphError | None = None
 
-    def not_configured(self, name: str) -> UpstreamNotConfigured:
+    def for_request(self, headers: Mapping[str, str]) -> Providers:
+        """The providers a request uses: Guidebook with the caller's key if it sent one."""
+        if self.guidebook_keys is None:
+            return self
+        return self.guidebook_keys.providers_for(self, headers.get("x-guidebook-api-key"))
+
+    def not_configured(self, name: str) -> SessionGraphError:
         """The coded error for a field whose upstream has no URL or credentials."""
+        if name == "guidebook" and self.guidebook_refusal is not None:
+            return self.guidebook_refusal
         status = self.statuses.get(name)
         reason = status.reason if status and status.reason else "it has no URL or credentials"
         return UpstreamNotConfigured(name, f"{name} is not configured: {reason}")
@@ -135,14 +150,20 @@ def build_providers(settings: Settings) -> Providers:
         clients=[openf1_client],
     )
     providers.statuses["openf1"] = UpstreamStatus("openf1", True, settings.openf1_url)
-    providers.guidebook = _guidebook(settings, cache)
-    if providers.guidebook is not None:
-        providers.clients.append(providers.guidebook.client)
+    guidebook = _guidebook(settings, cache)
+    server_key = settings.guidebook_api_key is not None
+    if guidebook is not None:
+        providers.clients.append(guidebook.client)
+        providers.guidebook = guidebook if server_key else None
+        providers.guidebook_keys = CallerKeys(settings.guidebook_client_keys, guidebook)
+    if server_key:
+        reason = None
+    elif guidebook is not None:
+        reason = "SESSIONGRAPH_GUIDEBOOK_API_KEY is not set; send your own in X-Guidebook-Api-Key"
+    else:
+        reason = "SESSIONGRAPH_GUIDEBOOK_API_KEY is not set"
     providers.statuses["guidebook"] = UpstreamStatus(
-        "guidebook",
-        settings.guidebook_api_key is not None,
-        settings.guidebook_url,
-        None if settings.guidebook_api_key else "SESSIONGRAPH_GUIDEBOOK_API_KEY is not set",
+        "guidebook", server_key, settings.guidebook_url, reason
     )
     providers.sqlrace = _sqlrace(settings, cache)
     if providers.sqlrace is not None:
@@ -195,18 +216,86 @@ def _sqlrace(settings: Settings, cache: ResponseCache) -> SqlRaceProvider | None
     )
 
 
+def _key_scope(key: str) -> str:
+    # Reads are private to the key's account: a shared cache keeps each account's apart.
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def _guidebook(settings: Settings, cache: ResponseCache) -> GuidebookProvider | None:
-    """Only with an API key: every Open API call needs `Authorization: JWT <key>`."""
-    if settings.guidebook_api_key is None:
+    """With the server's API key (every Open API call needs `Authorization: JWT <key>`), or
+    without one when callers may bring their own."""
+    if settings.guidebook_api_key is None and settings.guidebook_client_keys == "off":
         return None
-    key = settings.guidebook_api_key.get_secret_value()
+    key = settings.guidebook_api_key.get_secret_value() if settings.guidebook_api_key else None
     client = _client(
         settings,
         cache,
         "guidebook",
         settings.guidebook_url,
-        # Reads are private to the key's account: a shared cache keeps each account's apart.
-        cache_scope=hashlib.sha256(key.encode()).hexdigest()[:16],
-        auth=StaticHeader(f"JWT {key}"),
+        cache_scope=_key_scope(key) if key else "",
+        auth=StaticHeader(f"JWT {key}") if key else None,
     )
     return GuidebookProvider(client, page_size=settings.guidebook_page_size)
+
+
+# A caller key is at most this long and printable ASCII without spaces (Guidebook's are JWTs).
+_MAX_KEY_LENGTH = 4096
+_KEY_VIEWS = 1024
+
+
+class CallerKeys:
+    """GUIDEBOOK_CLIENT_KEYS: each request's Guidebook provider, with its caller's key or the
+    server's. A caller's key is sent only as `Authorization: JWT <key>` to the configured
+    host; it is never logged nor put in an error."""
+
+    def __init__(self, mode: str, base: GuidebookProvider) -> None:
+        self.mode = mode
+        self.base = base
+        # Views by key hash, so a busy caller does not rebuild one per request.
+        self._views: OrderedDict[str, GuidebookProvider] = OrderedDict()
+
+    def providers_for(self, providers: Providers, key: str | None) -> Providers:
+        if key is None:
+            if self.mode == "require":
+                return replace(
+                    providers,
+                    guidebook=None,
+                    guidebook_refusal=Unauthenticated(
+                        "guidebook fields need your Guidebook API key in an "
+                        "`X-Guidebook-Api-Key` header (GUIDEBOOK_CLIENT_KEYS=require)"
+                    ),
+                )
+            return providers
+        if self.mode == "off":
+            return replace(
+                providers,
+                guidebook=None,
+                guidebook_refusal=Forbidden(
+                    "this gateway does not take callers' Guidebook keys "
+                    "(GUIDEBOOK_CLIENT_KEYS=off); send the request without X-Guidebook-Api-Key"
+                ),
+            )
+        key = key.strip()
+        if not key or len(key) > _MAX_KEY_LENGTH or not all("!" <= c <= "~" for c in key):
+            return replace(
+                providers,
+                guidebook=None,
+                guidebook_refusal=Unauthenticated(
+                    "the X-Guidebook-Api-Key header does not hold a Guidebook API key"
+                ),
+            )
+        return replace(providers, guidebook=self._view(key), guidebook_caller=True)
+
+    def _view(self, key: str) -> GuidebookProvider:
+        scope = _key_scope(key)
+        found = self._views.get(scope)
+        if found is None:
+            client = self.base.client.with_credentials(
+                StaticHeader(f"JWT {key}"), scope, "the key in X-Guidebook-Api-Key"
+            )
+            found = self._views[scope] = self.base.with_client(client)
+            while len(self._views) > _KEY_VIEWS:
+                self._views.popitem(last=False)
+        else:
+            self._views.move_to_end(scope)
+        return found

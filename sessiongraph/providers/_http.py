@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import email.utils
 import logging
 import random
@@ -123,6 +124,10 @@ class UpstreamClient:
         self.auth = auth or Authenticator()
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
+        # A view made by `with_credentials` uses its root's connections.
+        self._root = self
+        # Whose credentials an auth refusal is about, as its message says.
+        self.credentials = "our credentials"
         self.requests_sent = 0
         # Coalescing of identical reads happens even when no cache backend is configured.
         self.cache = cache or ResponseCache(None)
@@ -154,9 +159,22 @@ class UpstreamClient:
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
+        session = self._root._session
+        if session is None:
             raise UpstreamUnavailable(self.name, f"{self.name} client is not started")
-        return self._session
+        return session
+
+    def with_credentials(
+        self, auth: Authenticator, cache_scope: str, credentials: str
+    ) -> UpstreamClient:
+        """The same upstream with another account's credentials (named `credentials` in
+        errors): the connections, rate limit, breaker and cache are shared; what it reads is
+        cached apart (its own `cache_scope`)."""
+        view = copy.copy(self)
+        view.auth = auth
+        view.cache_scope = cache_scope
+        view.credentials = credentials
+        return view
 
     def url(self, path: str, query: str = "") -> URL:
         """`path` below the base URL and a query string the caller has already encoded."""
@@ -364,7 +382,7 @@ class UpstreamClient:
             headers["Content-Type"] = "application/json"
         if self.rate_limiter is not None:
             await self.rate_limiter.acquire()
-        self.requests_sent += 1
+        self._root.requests_sent += 1
         started = time.monotonic()
         with tracing.span(
             f"{self.name} {method}",
@@ -431,7 +449,7 @@ class UpstreamClient:
             )
         if status in (401, 403):
             return UpstreamAuthFailed(
-                self.name, f"{self.name} refused our credentials: {detail}", status=status
+                self.name, f"{self.name} refused {self.credentials}: {detail}", status=status
             )
         if status >= 500:
             return UpstreamUnavailable(

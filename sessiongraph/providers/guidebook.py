@@ -307,6 +307,12 @@ class GuidebookProvider:
         self.effective_page_size = page_size
         self.version = "v1.1" if client.base_url.endswith("/v1.1") else "v1"
 
+    def with_client(self, client: UpstreamClient) -> GuidebookProvider:
+        """The same provider over `client` (a view of this one's with another account's key)."""
+        other = GuidebookProvider(client, page_size=self.page_size)
+        other.effective_page_size = self.effective_page_size
+        return other
+
     # --- reads --------------------------------------------------------------------------------
 
     async def guides(self, offset: int = 0, limit: int | None = None) -> Page[GuideRecord]:

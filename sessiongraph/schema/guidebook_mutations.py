@@ -24,7 +24,10 @@ _UPSTREAM_NAMES = {
     "schedule_track_ids": "schedule_tracks",
     "location_ids": "locations",
 }
-AUTH = " Needs `Authorization: Bearer <token>` (a token whose SHA-256 is in API_TOKEN_HASHES)."
+AUTH = (
+    " Needs `Authorization: Bearer <token>` (a token whose SHA-256 is in API_TOKEN_HASHES), "
+    "or your own Guidebook key in `X-Guidebook-Api-Key`: then Guidebook decides what it may do."
+)
 SANITIZED = "True when descriptionHtml lost tags or attributes Guidebook does not allow."
 IMPORT_ID = (
     "Your own id for the object. When absent the gateway generates one: it is how a create "
