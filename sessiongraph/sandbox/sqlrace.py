@@ -3,6 +3,48 @@ and both documented dialects, `/api/...` (Oct 2018) and `/api/v1/...`.
 
 Parameter samples (`.../parameters/{ids}/{frequencyHz}/data`, `/data/count`, `/data/timeRanges`)
 are synthetic, made by `sqlrace_samples.py`; its docstring and `data/sqlrace/SOURCE.md` say how.
+
+Live recordings (sandbox control, beside `_control.py`'s stats/reset/faults):
+
+- `POST /__sandbox/sqlrace/record` with `{"connection": "Season2024", "speed": 60, "laps": 12,
+  "lap_seconds": 90}` starts recording a new session in that connection now and answers 201 with
+  the recording (below). Only `connection` is required. `speed` (default 1, up to 100000) is
+  session seconds per real second; `laps` (default 10, 0-200) is the flying laps between the out
+  lap and the in lap; `lap_seconds` (50-120, default the circuit's) is the flying-lap pace;
+  optional `circuit` (default "Silverstone"; any circuit the stored sessions use), `driver`
+  (default "KHA"), `car`, `name` (the "Session Name" detail) and `state` ("Live", the default,
+  or "LiveNotInServer": the SessionState the session shows while it records). A bad body gets
+  400 `{"error": "<what is wrong>"}`; more than 100 recordings since the last reset get 409.
+- `GET /__sandbox/sqlrace/record` -> `{"recordings": [recording, ...]}` in the order started;
+  `GET /__sandbox/sqlrace/record/{key}` -> one recording (404 `{"error"}` when unknown).
+- `DELETE /__sandbox/sqlrace/record/{key}` stops that recording where its clock is (200 with the
+  recording; stopping a finished one changes nothing); `DELETE /__sandbox/sqlrace/record` stops
+  them all (200 `{"recordings": [...]}`).
+- `POST /__sandbox/reset` discards every recording (their sessions disappear) and restarts the
+  numbering, so the next recordings get the same keys again.
+
+A recording is `{"connection", "key", "id", "identifier", "state", "recording", "stopped",
+"speed", "laps", "lap_seconds", "circuit", "driver", "car", "name", "time_of_recording",
+"start_time", "clock", "end_time", "planned_end_time", "laps_count", "planned_laps_count",
+"real_seconds_left"}`: `state` is the SessionState name the session shows now, `recording` is
+true while the clock runs, `stopped` is true when a DELETE ended it early, times are the
+API's own formats (`TimeOfRecording`, `"HH:MM:SS.fffffff"` offsets since midnight).
+
+The run is laid out whole when recording starts, from seeds of the connection, the recording's
+number in it since reset and its body (not the speed), so after a reset the same body gives the
+same key, Id, lap times and samples (relative to StartTime; the generator is the stored sessions',
+its track fitted to `lap_seconds`). TimeOfRecording is the wall clock (UTC) at the POST, data
+starts a few seconds later (StartTime), then an out lap, the flying laps, an in lap and a few
+seconds in the garage. The
+recording clock runs from TimeOfRecording at `speed` times real (monotonic) time and is read on
+every request; nothing runs in the background. While it runs the session is listed by
+`sessions` and `sessions/live` with `State` Live (or LiveNotInServer), `EndTime` the clock (never
+before StartTime), `LapsCount` and `.../laps` only the laps the clock has completed, and the
+data endpoints (`data`, `data/count`, `data/timeRanges`, also `lap=` of a completed lap) serve
+only output samples whose whole interval lies before the clock, with the values they keep once
+the run is complete. When the clock reaches the planned end the session turns Historical with
+every lap; a stop turns it Historical at the clock, with the laps completed by then and samples
+up to there. Either way it leaves `sessions/live` and stays in `sessions`.
 """
 
 # Which documented shape each connection emits (the same under both dialects, so a gateway meets
@@ -25,9 +67,10 @@ import random
 import secrets
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
 from typing import Any, Literal, TypeVar
 from urllib.parse import unquote
@@ -36,6 +79,7 @@ from xml.sax.saxutils import escape
 import orjson
 from aiohttp import web
 
+from . import sqlrace_live as live
 from . import sqlrace_samples as samples
 from ._control import CONTROL_PREFIX, SandboxControl
 from ._spec import EmulatorSpec
@@ -61,6 +105,7 @@ DENIED = "Authorization has been denied for this request."
 DATA_PAGE_SIZE = 200  # the reference's default for data
 DATA_MAX_PAGE_SIZE = 1_000_000
 MAX_SAMPLES = 5_000_000  # a query whose unpaged, unfiltered answer is longer is refused
+MAX_RECORDINGS = 100  # live recordings kept between resets
 FILTER_OPS: dict[str, Callable[[float, float], bool]] = {
     "eq": lambda a, b: a == b,
     "ne": lambda a, b: a != b,
@@ -100,6 +145,7 @@ class _Session:
     state: str
     details: tuple[tuple[str, str], ...]
     has_parameters: bool
+    lap_seconds: float | None = None  # the pace its track is fitted to; None: the circuit's
 
 
 @dataclass(frozen=True)
@@ -424,6 +470,84 @@ def _connections(key_shape: KeyShape | None, state_shape: StateShape | None) -> 
     return connections
 
 
+@dataclass
+class _Recording:
+    """A session recorded live: laid out whole when it starts, revealed as its clock passes."""
+
+    connection: str
+    request: live.RecordRequest
+    full: _Session  # the run as it is once complete (in its live state)
+    clock: live.Clock
+    stopped_run: samples.Run | None = None
+
+    def view(self, now: float) -> _Session:
+        """The session as the server shows it at real time `now`."""
+        edge = self.clock.at(now)
+        if self.clock.running(now):
+            state = self.full.state
+        elif not self.clock.stopped:
+            return replace(self.full, state="Historical")
+        else:
+            state = "Historical"
+        laps = tuple(lap for lap in self.full.laps if lap.end <= edge)
+        return replace(self.full, laps=laps, end=max(self.full.start, edge), state=state)
+
+    def source(self, now: float) -> tuple[samples.Run, int | None]:
+        """The run the samples come from, and while recording the clock they stop at.
+
+        Samples always come from the whole planned run, so a value seen live is the value the
+        finished session serves; a stopped run simply ends at the stop."""
+        if self.clock.running(now):
+            return _run(self.full), self.clock.at(now)
+        if not self.clock.stopped:
+            return _run(self.full), None
+        if self.stopped_run is None:
+            whole = _run(self.full)
+            end = max(whole.start, self.clock.at(now))
+            self.stopped_run = replace(whole, end=end)
+        return self.stopped_run, None
+
+
+def _record(
+    connection: _Connection, wanted: live.RecordRequest, ordinal: int, recorded_at: datetime
+) -> _Session:
+    """Lays out the whole run of a new recording; all but its timing comes from seeds."""
+    seed = (
+        f"sqlrace/record/{connection.name}/{ordinal}/{wanted.circuit}/{wanted.laps}/"
+        f"{wanted.lap_seconds}/{wanted.driver}/{wanted.car}/{wanted.name}/{wanted.state}"
+    )
+    builder = _Builder(seed, max((s.id for s in connection.sessions), default=0) + ordinal)
+    rng = builder.rng
+    key = _guid(rng)
+    day = recorded_at.date()
+    midnight = datetime.combine(day, datetime.min.time(), recorded_at.tzinfo)
+    elapsed = recorded_at - midnight
+    recorded = (elapsed.days * 86_400 + elapsed.seconds) * TICKS_PER_SECOND
+    recorded += elapsed.microseconds * 10 + rng.randrange(10)  # seven digits, as recorded
+    start = recorded + _ticks(rng.uniform(2, 8))
+    laps = builder.laps(start, wanted.lap_seconds, wanted.laps, race=False)
+    end = laps[-1].end + _ticks(rng.uniform(2, 12))
+    driver, car = wanted.driver, wanted.car or "MCL24-01"
+    name = wanted.name or f"LIVE {wanted.circuit} R{ordinal} {driver}"
+    details = _Crew(wanted.circuit, driver, car, "Test").details(
+        day, len(connection.sessions) + ordinal, name, "Live recording"
+    )
+    return _Session(
+        key=key,
+        identifier=recorded_at.strftime("%y%m%d%H%M%S"),
+        day=day,
+        recorded=recorded,
+        start=start,
+        end=end,
+        laps=laps,
+        id=builder.next_id,
+        state=wanted.state,
+        details=details,
+        has_parameters=True,
+        lap_seconds=wanted.lap_seconds,
+    )
+
+
 # --- wire formats -----------------------------------------------------------------------------
 
 
@@ -578,6 +702,11 @@ class _Emulator:
     default_format: Literal["xml", "json"]
     auth_failure_status: int
     single_session_route: bool
+    live_page_size: int | None = None  # None: as each dialect's docs say (200 in 2018, 50 in 2019)
+    now: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    recordings: dict[str, _Recording] = field(default_factory=dict)  # by key, in start order
+    started: Counter[str] = field(default_factory=Counter)  # recordings per connection
 
     # --- plumbing ---
 
@@ -605,9 +734,9 @@ class _Emulator:
         scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
         return scheme.lower() == "bearer" and self.tokens.valid(token.strip())
 
-    def page(self, call: _Call, items: Sequence[T]) -> Sequence[T]:
+    def page(self, call: _Call, items: Sequence[T], default: int | None = None) -> Sequence[T]:
         page = _int_query(call.query, "page", 0)
-        size = _int_query(call.query, "pageSize", self.default_page_size, minimum=1)
+        size = _int_query(call.query, "pageSize", default or self.default_page_size, minimum=1)
         return items[page * size : (page + 1) * size]
 
     def connection(self, call: _Call) -> _Connection:
@@ -617,13 +746,34 @@ class _Emulator:
         return found
 
     def session(self, call: _Call) -> tuple[_Connection, _Session]:
+        connection, found, _ = self.find(call, self.now())
+        return connection, found
+
+    def find(self, call: _Call, now: float) -> tuple[_Connection, _Session, _Recording | None]:
+        """The session named by the call as it is at `now`, and its recording if it has one."""
         connection = self.connection(call)
-        found = connection.by_key.get(call.args[1].lower())
-        if found is None:
+        key = call.args[1].lower()
+        found = connection.by_key.get(key)
+        if found is not None:
+            return connection, found, None
+        recording = self.recordings.get(key)
+        if recording is None or recording.connection != connection.name:
             raise _HttpError(
                 404, f"Session '{call.args[1]}' was not found in connection '{connection.name}'."
             )
-        return connection, found
+        return connection, recording.view(now), recording
+
+    def all_sessions(self, connection: _Connection) -> list[_Session]:
+        """The stored sessions and the recorded ones as they are now, newest first."""
+        now = self.now()
+        recorded = [
+            r.view(now) for r in self.recordings.values() if r.connection == connection.name
+        ]
+        if not recorded:
+            return connection.sessions
+        return sorted(
+            [*connection.sessions, *recorded], key=lambda s: (s.day, s.recorded), reverse=True
+        )
 
     # --- API ---
 
@@ -678,10 +828,15 @@ class _Emulator:
         wanted = _detail_filter(call.query.get("details", call.query.get("items", "")))
         sessions = [
             s
-            for s in connection.sessions
+            for s in self.all_sessions(connection)
             if (not live or s.state in LIVE_STATES) and wanted <= set(s.details)
         ]
-        return [self.session_json(connection, s) for s in self.page(call, sessions)], "Session"
+        # sessions/live: "default 200 in 2018; 50 in 2019 docs", so per dialect unless configured.
+        default = None
+        if live:
+            default = self.live_page_size or (200 if call.dialect == "api" else 50)
+        page = self.page(call, sessions, default)
+        return [self.session_json(connection, s) for s in page], "Session"
 
     def list_live_sessions(self, call: _Call) -> tuple[Any, str]:
         return self.list_sessions(call, live=True)
@@ -752,7 +907,8 @@ class _Emulator:
 
     def data_query(self, call: _Call) -> _DataQuery:
         """`.../parameters/{p1,p2,...}/{frequencyHz}/data[/count|/timeRanges]` and its query."""
-        _, session = self.session(call)
+        now = self.now()
+        _, session, recording = self.find(call, now)
         columns: dict[str, _Series] = {}
         for token in call.args[2].split(","):
             columns.setdefault(token, _series(session, token))
@@ -762,8 +918,9 @@ class _Emulator:
             raise _HttpError(
                 error.status, error.message, MessageDetail=error.detail or ""
             ) from None
-        run = _run(session)
-        lo, hi = run.start, run.end
+        # While recording, the whole planned run gives the values and the clock cuts them off.
+        run, clock = recording.source(now) if recording else (_run(session), None)
+        lo, hi = run.start, run.end if clock is None else clock
         raw_lap = call.query.get("lap")
         if raw_lap:
             number = _int_query(call.query, "lap", 0)
@@ -776,6 +933,10 @@ class _Emulator:
         hi = hi if until is None else min(hi, until)
         grid = samples.Grid(run.start, run.end, hz)
         first, last = grid.window(lo, hi)
+        if clock is not None:
+            # Only samples whose interval the clock has closed: a sample's value never changes
+            # once served (sample j aggregates [t_j, t_j+1); index_at(clock + 1) counts t <= clock).
+            last = max(first, min(last, grid.index_at(clock + 1) - 1))
         if last - first > MAX_SAMPLES:
             raise _invalid(
                 f"The query asks for {last - first} samples; at most {MAX_SAMPLES} are served. "
@@ -904,6 +1065,97 @@ class _Emulator:
         self.tokens.expiry.clear()
         return web.json_response({"revoked": revoked})
 
+    # --- live recordings (sandbox control) ---
+
+    def recording_json(self, recording: _Recording, now: float) -> dict[str, Any]:
+        full, view, clock = recording.full, recording.view(now), recording.clock
+        wanted = recording.request
+        details = dict(full.details)
+        return {
+            "connection": recording.connection,
+            "key": full.key,
+            "id": full.id,
+            "identifier": full.identifier,
+            "state": view.state,
+            "recording": clock.running(now),
+            "stopped": clock.stopped,
+            "speed": wanted.speed,
+            "laps": wanted.laps,
+            "lap_seconds": wanted.lap_seconds,
+            "circuit": wanted.circuit,
+            "driver": details["Driver"],
+            "car": details["Car"],
+            "name": details["Session Name"],
+            "time_of_recording": _local_datetime(full.day, full.recorded),
+            "start_time": _timespan(full.start),
+            "clock": _timespan(clock.at(now)),
+            "end_time": _timespan(view.end),
+            "planned_end_time": _timespan(full.end),
+            "laps_count": len(view.laps),
+            "planned_laps_count": len(full.laps),
+            "real_seconds_left": round(clock.real_seconds_left(now), 3),
+        }
+
+    def clear_recordings(self) -> None:
+        self.recordings.clear()
+        self.started.clear()
+
+    async def start_recording(self, request: web.Request) -> web.Response:
+        try:
+            payload = await request.json()
+        except ValueError:
+            return web.json_response({"error": "the body must be a JSON object"}, status=400)
+        try:
+            wanted = live.RecordRequest.from_json(payload, list(self.connections), _LAP_SECONDS)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        if len(self.recordings) >= MAX_RECORDINGS:
+            return web.json_response(
+                {"error": f"at most {MAX_RECORDINGS} recordings; POST /__sandbox/reset first"},
+                status=409,
+            )
+        connection = self.connections[wanted.connection]
+        self.started[connection.name] += 1
+        now, recorded_at = self.now(), self.wall_clock()
+        full = _record(connection, wanted, self.started[connection.name], recorded_at)
+        if full.key in connection.by_key or full.key in self.recordings:
+            self.started[connection.name] -= 1  # astronomically unlikely; keys stay unique
+            return web.json_response({"error": "session key collision; try again"}, status=409)
+        clock = live.Clock(wanted.speed, now, full.recorded, full.end)
+        recording = _Recording(connection.name, wanted, full, clock)
+        self.recordings[full.key] = recording
+        return web.json_response(self.recording_json(recording, now), status=201)
+
+    def recording_named(self, request: web.Request) -> _Recording:
+        key = request.match_info["key"]
+        found = self.recordings.get(key.lower())
+        if found is None:
+            raise web.HTTPNotFound(
+                text=orjson.dumps({"error": f"no recording {key!r}"}).decode(),
+                content_type="application/json",
+            )
+        return found
+
+    async def list_recordings(self, _request: web.Request) -> web.Response:
+        now = self.now()
+        found = [self.recording_json(r, now) for r in self.recordings.values()]
+        return web.json_response({"recordings": found})
+
+    async def get_recording(self, request: web.Request) -> web.Response:
+        return web.json_response(self.recording_json(self.recording_named(request), self.now()))
+
+    async def stop_recording(self, request: web.Request) -> web.Response:
+        recording, now = self.recording_named(request), self.now()
+        recording.clock.stop(now)
+        return web.json_response(self.recording_json(recording, now))
+
+    async def stop_recordings(self, _request: web.Request) -> web.Response:
+        now = self.now()
+        for recording in self.recordings.values():
+            recording.clock.stop(now)
+        found = [self.recording_json(r, now) for r in self.recordings.values()]
+        return web.json_response({"recordings": found})
+
 
 def _no_resource(request: web.Request) -> _HttpError:
     return _HttpError(
@@ -943,7 +1195,7 @@ def _run(session: _Session) -> samples.Run:
     return samples.Run(
         key=session.key,
         circuit=circuit,
-        lap_seconds=_LAP_SECONDS[circuit],
+        lap_seconds=session.lap_seconds or _LAP_SECONDS[circuit],
         start=session.start,
         end=session.end,
         laps=tuple((lap.number, lap.name, lap.start, lap.end) for lap in session.laps),
@@ -1146,13 +1398,16 @@ def create_app(
     default_format: Literal["xml", "json"] = "xml",
     auth_failure_status: int = 400,
     single_session_route: bool = False,
+    live_page_size: int | None = None,
 ) -> web.Application:
     """Builds the emulator; every option has the default the sandbox runs with.
 
     `default_page_size` settles the documented 50-vs-200 conflict (50, as the seed says);
     `default_format` answers requests whose Accept names neither JSON nor XML (a real Web API 2
     server would likely pick JSON for `*/*`; XML makes a client that forgets the header notice);
-    `auth_failure_status` is what bad credentials get from `/token` (undocumented; OWIN sends 400).
+    `auth_failure_status` is what bad credentials get from `/token` (undocumented; OWIN sends 400);
+    `live_page_size` is the default page of `sessions/live` (None: 200 under `api`, as the 2018
+    docs say, and 50 under `api/v1`, as the 2019 docs say).
     """
     emulator = _Emulator(
         connections={c.name: c for c in _connections(key_shape, state_shape)},
@@ -1163,13 +1418,21 @@ def create_app(
         default_format=default_format,
         auth_failure_status=auth_failure_status,
         single_session_route=single_session_route,
+        live_page_size=live_page_size,
     )
     app = web.Application()
     control = SandboxControl(fault_responder=_fault)
     control.reset_hooks.append(emulator.tokens.clear)
+    control.reset_hooks.append(emulator.clear_recordings)
     control.install(app)
     app.router.add_get(CONTROL_PREFIX + "sqlrace/tokens", emulator.token_count)
     app.router.add_delete(CONTROL_PREFIX + "sqlrace/tokens", emulator.revoke_tokens)
+    record = CONTROL_PREFIX + "sqlrace/record"
+    app.router.add_post(record, emulator.start_recording)
+    app.router.add_get(record, emulator.list_recordings)
+    app.router.add_delete(record, emulator.stop_recordings)
+    app.router.add_get(record + "/{key}", emulator.get_recording)
+    app.router.add_delete(record + "/{key}", emulator.stop_recording)
     app.router.add_post("/token", emulator.token)
     app.router.add_route("*", "/{tail:.*}", emulator.dispatch)
     return app
