@@ -1,6 +1,10 @@
 """Guidebook Open API emulator: DRF-style guides, schedule tracks, locations and sessions.
 
-Serves `/open-api/v1/` and `/open-api/v1.1/` as `shared/reference/guidebook.md` describes them.
+Serves `/open-api/v1/` and `/open-api/v1.1/` as `shared/reference/guidebook.md` describes them,
+for two accounts (organisations), each with its own API key and guides. Beside the API, under
+`/__sandbox/`: `config` (runtime knobs, webhook settings), `guidebook/builder` (edits made in
+Guidebook Builder rather than through the API, each sending its webhook event),
+`guidebook/publishes` and `guidebook/webhooks` (what was published and delivered).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import re
 import time
 import zoneinfo
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -25,19 +29,35 @@ import orjson
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from ._control import SandboxControl
+from ._control import CONTROL_PREFIX, SandboxControl
 from ._spec import EmulatorSpec
+from .guidebook_webhooks import SANDBOX_WEBHOOK_TOKEN, WebhookConfig, WebhookSender
 
-__all__ = ["SANDBOX_API_KEY", "SPEC", "create_app"]
+__all__ = [
+    "SANDBOX_ACCOUNT_ID",
+    "SANDBOX_API_KEY",
+    "SANDBOX_SECOND_ACCOUNT_ID",
+    "SANDBOX_SECOND_API_KEY",
+    "SANDBOX_WEBHOOK_TOKEN",
+    "SPEC",
+    "create_app",
+]
 
+# Keys belong to accounts (organisations); an account id is the `owner` of its guides.
 SANDBOX_API_KEY = "sandbox-guidebook-key"
-DEFAULT_DAILY_BUDGET = 10_000  # reference "Rate limits": 10,000 requests per account per day
+SANDBOX_ACCOUNT_ID = 90217  # owns the two seeded conferences
+SANDBOX_SECOND_API_KEY = "sandbox-guidebook-key-second-account"
+SANDBOX_SECOND_ACCOUNT_ID = 90388  # owns one small guide of its own
+# Requests per account per UTC day: docs versions say 10,000 or 4,000, so it is configurable.
+DEFAULT_DAILY_BUDGET = 10_000
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 500  # the only documented page_size maximum (leaderboard rankings)
 DAY_SECONDS = 86_400.0
+PUBLISH_LIMIT, PUBLISH_WINDOW = 2, 60.0  # "This endpoint has a rate limit of 2 requests per minute"
 VERSIONS = frozenset({"v1", "v1.1"})
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+0000"
 API_PREFIX = "/open-api/"
+GUIDEBOOK_CONTROL = CONTROL_PREFIX + "guidebook/"
 
 JsonDict = dict[str, Any]
 Row = dict[str, Any]
@@ -75,14 +95,20 @@ _DJANGO_404 = (
 
 
 def _throttled(wait: float | None) -> web.Response:
+    """DRF's `Throttled`: the wait rounded up, in the detail and in `Retry-After`."""
     if wait is None:
         return _json({"detail": "Request was throttled."}, 429)
     seconds = math.ceil(wait)
+    unit = "second" if seconds == 1 else "seconds"
     return _json(
-        {"detail": f"Request was throttled. Expected available in {seconds} seconds."},
+        {"detail": f"Request was throttled. Expected available in {seconds} {unit}."},
         429,
         {"Retry-After": str(seconds)},
     )
+
+
+def _stamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime(TIME_FORMAT)
 
 
 _FAULT_DETAILS = {
@@ -122,11 +148,13 @@ class Invalid(Exception):
 
 @dataclass
 class Ctx:
-    """What field parsers may consult: the store, the object's guide and the server root."""
+    """What field parsers may consult: the store, the object's guide, the server root and the
+    caller's account (None for Builder, which sees every account)."""
 
     state: GuidebookState
     guide: int | None
     root: str
+    account: int | None = None
 
 
 Parser = Callable[[Any, Ctx], Any]
@@ -266,7 +294,8 @@ def _pk(value: Any, exists: Callable[[int], bool]) -> int:
 
 
 def guide_ref(value: Any, ctx: Ctx) -> int:
-    return _pk(value, lambda key: key in ctx.state.tables["guides"])
+    # Another account's guide is outside the caller's queryset: it does not exist for them.
+    return _pk(value, lambda key: ctx.state.guide_visible(key, ctx.account))
 
 
 def refs(table: str) -> Parser:
@@ -576,42 +605,52 @@ def _seed_bytes() -> bytes:
 
 @dataclass
 class Settings:
-    """Knobs a test may turn at run time through `POST /__sandbox/config` (clears the budget)."""
+    """Knobs a test may turn at run time through `POST /__sandbox/config`."""
 
     daily_request_budget: int | None
     page_size: int
     honour_page_size: bool
     max_page_size: int
+    # Shifts the emulator's clock (quota day, publish window, timestamps), e.g. to just before
+    # midnight UTC, so a test can watch the daily quota reset.
+    clock_offset_seconds: float = 0.0
 
-    def update(self, payload: Any) -> None:
-        if not isinstance(payload, dict):
-            raise ValueError("config must be a JSON object")
+    def updated(self, payload: Mapping[str, Any]) -> Settings:
+        """A copy with `payload` applied; ValueError naming the first bad key."""
         for key, value in payload.items():
             if key == "honour_page_size":
                 valid = isinstance(value, bool)
             elif key in ("daily_request_budget", "page_size", "max_page_size"):
                 positive = type(value) is int and value > 0
                 valid = positive or (value is None and key == "daily_request_budget")
+            elif key == "clock_offset_seconds":
+                valid = (
+                    isinstance(value, int | float)
+                    and not isinstance(value, bool)
+                    and math.isfinite(value)
+                )
             else:
                 raise ValueError(f"unknown config key: {key}")
             if not valid:
                 raise ValueError(f"invalid value for {key}: {value!r}")
-        for key, value in payload.items():
-            setattr(self, key, value)
+        return Settings(**(vars(self) | dict(payload)))
 
 
 @dataclass
 class GuidebookState:
-    """The emulated account: its objects, id sequences and per-key request history."""
+    """Every account's objects, id sequences (shared, like one database) and request history."""
 
-    api_keys: tuple[str, ...]
+    accounts: dict[str, int]  # API key -> account id (the `owner` of the account's guides)
     defaults: Settings
+    clock: Callable[[], float] = time.time
     settings: Settings = field(init=False)
-    owner: int = 0
+    admins: dict[int, JsonDict] = field(default_factory=dict)  # who edits in Builder, by account
     categories: frozenset[int] = frozenset()
     tables: dict[str, dict[int, Row]] = field(default_factory=dict)
     next_ids: dict[str, int] = field(default_factory=dict)
-    history: dict[str, deque[float]] = field(default_factory=dict)
+    usage: dict[int, tuple[int, int]] = field(default_factory=dict)  # account -> (UTC day, count)
+    publish_history: dict[int, deque[float]] = field(default_factory=dict)
+    publishes: list[JsonDict] = field(default_factory=list)
     redeem_changed: dict[int, float] = field(default_factory=dict)
     media: dict[str, bytes] = field(default_factory=dict)
 
@@ -621,33 +660,156 @@ class GuidebookState:
     def reset(self) -> None:
         seed = orjson.loads(_seed_bytes())
         self.settings = Settings(**vars(self.defaults))
-        self.owner = seed["owner"]
+        self.admins = {account["id"]: account["admin"] for account in seed["accounts"]}
         self.categories = frozenset(item["id"] for item in seed["categories"])
         self.tables = {
             spec.table: {row["id"]: row for row in seed[spec.table]} for spec in RESOURCES.values()
         }
         self.next_ids = {name: max(rows) + 1 for name, rows in self.tables.items()}
-        self.history.clear()
+        self.usage.clear()
+        self.publish_history.clear()
+        self.publishes.clear()
         self.redeem_changed.clear()
         self.media.clear()
 
-    def throttle(self, key: str) -> web.Response | None:
-        """Counts one request against the key's daily budget; the 429 once it is used up."""
+    def now(self) -> float:
+        return self.clock() + self.settings.clock_offset_seconds
+
+    # --- accounts ----------------------------------------------------------------------------
+
+    def guide_visible(self, guide_id: int, account: int | None) -> bool:
+        row = self.tables["guides"].get(guide_id)
+        return row is not None and (account is None or row["owner"] == account)
+
+    def visible(self, resource: Resource, row: Row, account: int | None) -> bool:
+        if account is None:
+            return True
+        if resource.table == "guides":
+            return bool(row["owner"] == account)
+        return self.guide_visible(row["guide"], account)
+
+    # --- throttles ---------------------------------------------------------------------------
+
+    def throttle(self, account: int) -> web.Response | None:
+        """Counts one request against the account's quota for the UTC day; 429 once used up.
+
+        The quota resets at midnight UTC, so the wait is the time until then.
+        """
+        now = self.now()
+        day = int(now // DAY_SECONDS)
+        seen_day, used = self.usage.get(account, (day, 0))
+        if seen_day != day:
+            used = 0
         budget = self.settings.daily_request_budget
-        if budget is None:
-            return None
-        now = time.monotonic()
-        history = self.history.setdefault(key, deque())
-        while history and now - history[0] >= DAY_SECONDS:
+        if budget is not None and used >= budget:
+            self.usage[account] = (day, used)
+            return _throttled((day + 1) * DAY_SECONDS - now)
+        self.usage[account] = (day, used + 1)
+        return None
+
+    def requests_today(self) -> dict[int, int]:
+        day = int(self.now() // DAY_SECONDS)
+        return {account: used for account, (seen, used) in self.usage.items() if seen == day}
+
+    def publish_throttle(self, guide: int) -> web.Response | None:
+        """DRF's sliding-window throttle, 2 per minute, keyed by guide; refusals are not counted."""
+        now = self.now()
+        history = self.publish_history.setdefault(guide, deque())
+        while history and now - history[0] >= PUBLISH_WINDOW:
             history.popleft()
-        if len(history) < budget:
+        if len(history) < PUBLISH_LIMIT:
             history.append(now)
             return None
-        # DRF's SimpleRateThrottle.wait(): a sliding window, spread over the requests left.
-        available = budget - len(history) + 1
-        if available <= 0:
-            return _throttled(None)
-        return _throttled((DAY_SECONDS - (now - history[0])) / available)
+        return _throttled(min(PUBLISH_WINDOW, PUBLISH_WINDOW - (now - history[0])))
+
+    # --- webhooks ----------------------------------------------------------------------------
+
+    def event_properties(self, guide_id: int, version: str | None, **extra: Any) -> JsonDict:
+        """The common properties of a metrics event; ids as strings, as Guidebook sends them."""
+        guide = self.tables["guides"][guide_id]
+        admin = self.admins.get(guide["owner"], {})
+        properties: JsonDict = {
+            "time": _stamp(self.now()),
+            "guide_id": str(guide_id),
+            "guide_name": guide["name"],
+            "user_id": admin.get("user_id", str(guide["owner"])),
+        }
+        for name in ("first_name", "last_name", "company", "position", "email"):
+            properties[name] = admin.get(name)
+        properties["open_api_version"] = version
+        properties.update(extra)
+        return properties
+
+
+# --- writes ------------------------------------------------------------------------------------
+
+
+def prepare(
+    state: GuidebookState,
+    resource: Resource,
+    data: JsonDict,
+    is_form: bool,
+    old: Row | None,
+    ctx: Ctx,
+) -> Row:
+    """The row a create (`old` None) or partial update would store; ApiError 400 if invalid."""
+    errors: JsonDict = {}
+    changes: Row = {}
+    for name, spec in resource.fields.items():
+        if old is not None and spec.create_only:
+            continue  # objects never move between guides
+        if name not in data:
+            if old is None and spec.required:
+                errors[name] = ["This field is required."]
+            continue
+        value = data[name]
+        # DRF reads an empty form value of a nullable non-text field as null.
+        if is_form and value == "" and spec.nullable and not spec.text:
+            value = None
+        try:
+            if value is None:
+                if not spec.nullable:
+                    raise Invalid("This field may not be null.")
+                changes[name] = None
+            else:
+                changes[name] = spec.parse(value, ctx)
+        except Invalid as exc:
+            errors[name] = [str(exc)]
+        if name == "guide" and name in changes:
+            ctx.guide = changes[name]
+    if errors:
+        raise ApiError(400, errors)
+    base = resource.defaults if old is None else old
+    # Fresh lists, so no two rows ever share a mutable default.
+    row: Row = {key: list(v) if isinstance(v, list) else v for key, v in base.items()}
+    row.update(changes)
+    if resource.validate is not None:
+        errors = resource.validate(state, row, old)
+        if errors:
+            raise ApiError(400, errors)
+    return row
+
+
+def commit(state: GuidebookState, resource: Resource, row: Row, old: Row | None) -> Row:
+    if old is None:
+        row["id"] = state.next_ids[resource.table]
+        row["created_at"] = _stamp(state.now())
+        state.next_ids[resource.table] += 1
+    state.tables[resource.table][row["id"]] = row
+    return row
+
+
+def remove(state: GuidebookState, resource: Resource, row: Row) -> None:
+    del state.tables[resource.table][row["id"]]
+    # Deleting a track or location detaches it from sessions, like a Django M2M cascade.
+    if resource.table in ("schedule_tracks", "locations"):
+        for session in state.tables["sessions"].values():
+            if row["id"] in session[resource.table]:
+                session[resource.table] = [i for i in session[resource.table] if i != row["id"]]
+
+
+def _show(resource: Resource, row: Row) -> JsonDict:
+    return {name: row.get(name) for name in resource.output}
 
 
 # --- views ---------------------------------------------------------------------------------------
@@ -668,9 +830,10 @@ def _authenticate(request: web.Request, keys: Iterable[str]) -> str:
             challenge,
         )
     token = parts[1].encode()
-    if not any(hmac.compare_digest(token, key.encode()) for key in keys):
-        raise _detail(401, "Error decoding signature.", challenge)
-    return parts[1]
+    for key in keys:
+        if hmac.compare_digest(token, key.encode()):
+            return key
+    raise _detail(401, "Error decoding signature.", challenge)
 
 
 def _replace_query(url: str, key: str, value: int | None) -> str:
@@ -696,28 +859,56 @@ def _sort(rows: list[Row], ordering: str | None, allowed: frozenset[str]) -> lis
     return rows
 
 
-class Api:
-    """The DRF views over one `GuidebookState`."""
+def _control_error(status: int, message: str, fields: Any = None) -> ApiError:
+    body: JsonDict = {"error": message}
+    if fields is not None:
+        body["fields"] = fields
+    return ApiError(status, body)
 
-    def __init__(self, state: GuidebookState) -> None:
+
+SESSIONS = RESOURCES["sessions"]
+GUIDES = RESOURCES["guides"]
+ACTIONS = frozenset({"publish"})  # the guide actions served; others are Django's 404 page
+_PUBLISH_ALLOW = "POST, OPTIONS"
+
+
+class Api:
+    """The DRF views over one `GuidebookState`, plus the Builder simulation behind them."""
+
+    def __init__(self, state: GuidebookState, webhooks: WebhookSender) -> None:
         self.state = state
+        self.webhooks = webhooks
+        self._builder_actions: dict[str, Callable[[JsonDict, str], JsonDict]] = {
+            "create_session": self._builder_create,
+            "update_session": self._builder_update,
+            "delete_session": self._builder_delete,
+            "delete_all_sessions": self._builder_delete_all,
+            "csv_import": self._builder_csv_import,
+            "publish": self._builder_publish,
+        }
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         info = request.match_info
         resource = RESOURCES.get(info["resource"])
         if info["version"] not in VERSIONS or resource is None:
             return _html_404()
+        action = info.get("action")
+        if action is not None and (resource is not GUIDES or action not in ACTIONS):
+            return _html_404()
         try:
-            key = _authenticate(request, self.state.api_keys)
-            refusal = self.state.throttle(key)
+            key = _authenticate(request, self.state.accounts)
+            account = self.state.accounts[key]
+            refusal = self.state.throttle(account)
             if refusal is not None:
                 return refusal
-            return await self._route(request, resource, info.get("pk"), info["version"])
+            if action is not None:
+                return self._publish(request, info["pk"], info["version"], account)
+            return await self._route(request, resource, info.get("pk"), info["version"], account)
         except ApiError as error:
             return error.response()
 
     async def _route(
-        self, request: web.Request, resource: Resource, pk: str | None, version: str
+        self, request: web.Request, resource: Resource, pk: str | None, version: str, account: int
     ) -> web.Response:
         method = request.method
         allow = resource.list_allow if pk is None else resource.detail_allow
@@ -730,36 +921,37 @@ class Api:
         headers = {"Allow": allow}
         if pk is None:
             if method == "GET":
-                return _json(self._list(request, resource, version), headers=headers)
-            row = await self._write(request, resource, None)
-            return _json(self._show(resource, row), 201, headers)
-        row = self._get(resource, pk)
+                return _json(self._list(request, resource, version, account), headers=headers)
+            row = await self._write(request, resource, None, account)
+            self._session_event(resource, "Builder-SessionCreated", row, version)
+            return _json(_show(resource, row), 201, headers)
+        row = self._get(resource, pk, account)
         if method == "GET":
-            return _json(self._show(resource, row), headers=headers)
+            return _json(_show(resource, row), headers=headers)
         if method == "PATCH":
-            row = await self._write(request, resource, row)
-            return _json(self._show(resource, row), headers=headers)
-        self._delete(resource, row)
+            row = await self._write(request, resource, row, account)
+            self._session_event(resource, "Builder-SessionUpdated", row, version)
+            return _json(_show(resource, row), headers=headers)
+        remove(self.state, resource, row)
+        self._session_event(resource, "Builder-SessionDeleted", row, version)
         return web.Response(status=204, headers=headers)
 
-    def _get(self, resource: Resource, pk: str) -> Row:
+    def _get(self, resource: Resource, pk: str, account: int | None) -> Row:
         try:
             row = self.state.tables[resource.table].get(int(pk))
         except ValueError:
             row = None
-        if row is None:
+        if row is None or not self.state.visible(resource, row, account):
             raise _detail(404, "Not found.")
         return row
 
-    @staticmethod
-    def _show(resource: Resource, row: Row) -> JsonDict:
-        return {name: row.get(name) for name in resource.output}
-
-    def _list(self, request: web.Request, resource: Resource, version: str) -> JsonDict:
+    def _list(
+        self, request: web.Request, resource: Resource, version: str, account: int
+    ) -> JsonDict:
         query = request.rel_url.query
         if version == "v1.1" and resource.guide_scoped and not query.get("guide"):
             raise ApiError(400, {"guide": ["This field is required."]})
-        rows = self._filter(resource, query)
+        rows = self._filter(resource, query, account)
         rows = _sort(rows, query.get("ordering"), resource.orderings)
         settings = self.state.settings
         size = settings.page_size
@@ -785,10 +977,10 @@ class Api:
             "previous": (
                 None if page == 1 else _replace_query(url, "page", None if page == 2 else page - 1)
             ),
-            "results": [self._show(resource, row) for row in rows[(page - 1) * size : page * size]],
+            "results": [_show(resource, row) for row in rows[(page - 1) * size : page * size]],
         }
 
-    def _filter(self, resource: Resource, query: MultiDictProxy[str]) -> list[Row]:
+    def _filter(self, resource: Resource, query: MultiDictProxy[str], account: int) -> list[Row]:
         errors: JsonDict = {}
         tests: list[Callable[[Row], bool]] = []
         for name, kind in resource.filters.items():
@@ -796,32 +988,42 @@ class Api:
             if not values:
                 continue
             try:
-                tests.append(self._filter_test(name, kind, values))
+                tests.append(self._filter_test(name, kind, values, account))
             except Invalid as exc:
                 errors[name] = [str(exc)]
         if errors:
             raise ApiError(400, errors)
-        return [r for r in self.state.tables[resource.table].values() if all(t(r) for t in tests)]
+        state = self.state
+        return [
+            row
+            for row in state.tables[resource.table].values()
+            if state.visible(resource, row, account) and all(test(row) for test in tests)
+        ]
 
-    def _filter_test(self, name: str, kind: str, values: list[str]) -> Callable[[Row], bool]:
+    def _filter_test(
+        self, name: str, kind: str, values: list[str], account: int
+    ) -> Callable[[Row], bool]:
         value = values[-1]  # django-filter reads the last value of a single-valued filter
         if kind == "exact":
             return lambda row: row[name] == value
         if kind == "tracks":
+            tracks = RESOURCES["schedule-tracks"]
             wanted = set()
             for item in values:
                 try:
                     key = int(item)
                 except ValueError:
                     raise Invalid(f"\u201c{item}\u201d is not a valid value.") from None
-                if key not in self.state.tables["schedule_tracks"]:
+                track = self.state.tables["schedule_tracks"].get(key)
+                # The choices are the caller's own tracks.
+                if track is None or not self.state.visible(tracks, track, account):
                     raise Invalid(
                         f"Select a valid choice. {item} is not one of the available choices."
                     )
                 wanted.add(key)
             return lambda row: not wanted.isdisjoint(row[name])
         if kind == "guide":
-            if not value.isdigit() or int(value) not in self.state.tables["guides"]:
+            if not value.isdigit() or not self.state.guide_visible(int(value), account):
                 raise Invalid(
                     "Select a valid choice. That choice is not one of the available choices."
                 )
@@ -840,60 +1042,179 @@ class Api:
             return lambda row: wanted_number in row[name.partition("__")[0]]
         return lambda row: row[name] == wanted_number
 
-    async def _write(self, request: web.Request, resource: Resource, old: Row | None) -> Row:
+    async def _write(
+        self, request: web.Request, resource: Resource, old: Row | None, account: int
+    ) -> Row:
         data, is_form = await _read_body(request, resource)
         guide = None if old is None else old.get("guide")
-        ctx = Ctx(self.state, guide, f"{request.scheme}://{request.host}")
-        errors: JsonDict = {}
-        changes: Row = {}
-        for name, spec in resource.fields.items():
-            if old is not None and spec.create_only:
-                continue  # objects never move between guides
-            if name not in data:
-                if old is None and spec.required:
-                    errors[name] = ["This field is required."]
-                continue
-            value = data[name]
-            # DRF reads an empty form value of a nullable non-text field as null.
-            if is_form and value == "" and spec.nullable and not spec.text:
-                value = None
-            try:
-                if value is None:
-                    if not spec.nullable:
-                        raise Invalid("This field may not be null.")
-                    changes[name] = None
-                else:
-                    changes[name] = spec.parse(value, ctx)
-            except Invalid as exc:
-                errors[name] = [str(exc)]
-            if name == "guide" and name in changes:
-                ctx.guide = changes[name]
-        if errors:
-            raise ApiError(400, errors)
-        table = self.state.tables[resource.table]
-        base = resource.defaults if old is None else old
-        # Fresh lists, so no two rows ever share a mutable default.
-        row: Row = {key: list(v) if isinstance(v, list) else v for key, v in base.items()}
-        row.update(changes)
-        if old is None:
-            row["id"] = self.state.next_ids[resource.table]
-            row["created_at"] = datetime.now(UTC).strftime(TIME_FORMAT)
-        if resource.validate is not None:
-            errors = resource.validate(self.state, row, old)
-            if errors:
-                raise ApiError(400, errors)
-        if old is None:
-            self.state.next_ids[resource.table] += 1
-        table[row["id"]] = row
+        ctx = Ctx(self.state, guide, _root(request), account)
+        row = prepare(self.state, resource, data, is_form, old, ctx)
+        return commit(self.state, resource, row, old)
+
+    # --- publishing --------------------------------------------------------------------------
+
+    def _publish(self, request: web.Request, pk: str, version: str, account: int) -> web.Response:
+        """`POST /guides/{id}/publish/`: 202, at most twice a minute per guide."""
+        headers = {"Allow": _PUBLISH_ALLOW}
+        if request.method == "OPTIONS":
+            return _json({"name": "Publish", "renders": ["application/json"]}, headers=headers)
+        if request.method != "POST":
+            raise _detail(405, f'Method "{request.method}" not allowed.', headers)
+        guide = self._get(GUIDES, pk, account)
+        refusal = self.state.publish_throttle(guide["id"])
+        if refusal is not None:
+            return refusal
+        # "attendees_estimate: Estimated attendance of the Guide. Must be filled to publish."
+        if guide["attendees_estimate"] is None:
+            raise ApiError(400, {"attendees_estimate": ["This field is required to publish."]})
+        self._record_publish(guide, "open_api", version)
+        body = {"id": guide["id"], "detail": "Publishing has been queued."}
+        return _json(body, 202, headers)
+
+    def _record_publish(self, guide: Row, source: str, version: str | None) -> JsonDict:
+        record: JsonDict = {
+            "guide": guide["id"],
+            "account": guide["owner"],
+            "source": source,
+            "open_api_version": version,
+            "time": _stamp(self.state.now()),
+        }
+        record["weid"] = self._emit("Builder-GuidePublished", guide["id"], version)
+        self.state.publishes.append(record)
+        return record
+
+    # --- webhook events ----------------------------------------------------------------------
+
+    def _emit(self, event: str, guide_id: int, version: str | None, **extra: Any) -> str | None:
+        properties = self.state.event_properties(guide_id, version, **extra)
+        owner: int = self.state.tables["guides"][guide_id]["owner"]
+        return self.webhooks.send(event, owner, properties)
+
+    def _session_event(
+        self, resource: Resource, event: str, row: Row, version: str | None
+    ) -> str | None:
+        if resource is not SESSIONS:
+            return None
+        extra = {"session_id": str(row["id"]), "session_name": row["name"]}
+        return self._emit(event, row["guide"], version, **extra)
+
+    # --- Builder -------------------------------------------------------------------------------
+
+    async def builder(self, request: web.Request) -> web.Response:
+        """`POST /__sandbox/guidebook/builder`: an edit made in Builder, not through the API."""
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict):
+            return _json({"error": "expected a JSON object with an action"}, 400)
+        action = body.get("action")
+        handler = self._builder_actions.get(action) if isinstance(action, str) else None
+        if handler is None:
+            known = ", ".join(sorted(self._builder_actions))
+            return _json({"error": f"unknown action {action!r}; one of {known}"}, 400)
+        try:
+            return _json(handler(body, _root(request)))
+        except ApiError as error:
+            return error.response()
+
+    def _builder_prepare(self, data: Any, old: Row | None, guide: int | None, root: str) -> Row:
+        if not isinstance(data, dict):
+            raise _control_error(400, "fields must be a JSON object")
+        try:
+            return prepare(self.state, SESSIONS, data, False, old, Ctx(self.state, guide, root))
+        except ApiError as error:
+            raise _control_error(400, "validation failed", error.body) from None
+
+    def _builder_session(self, body: JsonDict) -> Row:
+        key = body.get("id")
+        row = self.state.tables["sessions"].get(key) if type(key) is int else None
+        if row is None:
+            raise _control_error(404, f"session {key!r} does not exist")
         return row
 
-    def _delete(self, resource: Resource, row: Row) -> None:
-        del self.state.tables[resource.table][row["id"]]
-        # Deleting a track or location detaches it from sessions, like a Django M2M cascade.
-        if resource.table in ("schedule_tracks", "locations"):
-            for session in self.state.tables["sessions"].values():
-                if row["id"] in session[resource.table]:
-                    session[resource.table] = [i for i in session[resource.table] if i != row["id"]]
+    def _builder_guide(self, body: JsonDict) -> Row:
+        key = body.get("guide")
+        row = self.state.tables["guides"].get(key) if type(key) is int else None
+        if row is None:
+            raise _control_error(404, f"guide {key!r} does not exist")
+        return row
+
+    def _builder_create(self, body: JsonDict, root: str) -> JsonDict:
+        fields = body.get("fields", {})
+        if "guide" in body and isinstance(fields, dict):
+            fields = fields | {"guide": body["guide"]}
+        row = commit(self.state, SESSIONS, self._builder_prepare(fields, None, None, root), None)
+        weid = self._session_event(SESSIONS, "Builder-SessionCreated", row, None)
+        return {"session": _show(SESSIONS, row), "weid": weid}
+
+    def _builder_update(self, body: JsonDict, root: str) -> JsonDict:
+        old = self._builder_session(body)
+        row = self._builder_prepare(body.get("fields", {}), old, old["guide"], root)
+        commit(self.state, SESSIONS, row, old)
+        weid = self._session_event(SESSIONS, "Builder-SessionUpdated", row, None)
+        return {"session": _show(SESSIONS, row), "weid": weid}
+
+    def _builder_delete(self, body: JsonDict, _root: str) -> JsonDict:
+        row = self._builder_session(body)
+        remove(self.state, SESSIONS, row)
+        weid = self._session_event(SESSIONS, "Builder-SessionDeleted", row, None)
+        return {"deleted": [row["id"]], "weid": weid}
+
+    def _builder_delete_all(self, body: JsonDict, _root: str) -> JsonDict:
+        guide = self._builder_guide(body)
+        sessions = self.state.tables["sessions"]
+        doomed = [key for key, row in sessions.items() if row["guide"] == guide["id"]]
+        for key in doomed:
+            del sessions[key]
+        weid = self._emit("Builder-AllSessionsInGuideDeleted", guide["id"], None)
+        return {"deleted": doomed, "weid": weid}
+
+    def _builder_csv_import(self, body: JsonDict, root: str) -> JsonDict:
+        """A schedule spreadsheet: rows whose import_id the guide has update it, others are new.
+
+        All or nothing, with one event for the whole import.
+        """
+        guide = self._builder_guide(body)
+        items = body.get("sessions")
+        if not isinstance(items, list) or not items:
+            raise _control_error(400, "sessions must be a non-empty list of objects")
+        existing = {
+            row["import_id"]: row
+            for row in self.state.tables["sessions"].values()
+            if row["guide"] == guide["id"] and row["import_id"]
+        }
+        prepared: list[tuple[Row, Row | None]] = []
+        errors: list[JsonDict] = []
+        for item in items:
+            if not isinstance(item, dict):
+                errors.append({"non_field_errors": ["Expected an object."]})
+                continue
+            old = existing.get(item.get("import_id"))
+            try:
+                row = self._builder_prepare(item | {"guide": guide["id"]}, old, guide["id"], root)
+            except ApiError as error:
+                errors.append(error.body["fields"])
+                continue
+            errors.append({})
+            prepared.append((row, old))
+        if any(errors):
+            raise _control_error(400, "validation failed", {"sessions": errors})
+        created: list[int] = []
+        updated: list[int] = []
+        for row, old in prepared:
+            commit(self.state, SESSIONS, row, old)
+            (created if old is None else updated).append(row["id"])
+        weid = self._emit("Builder-ScheduleCSVImport", guide["id"], None)
+        return {"created": created, "updated": updated, "weid": weid}
+
+    def _builder_publish(self, body: JsonDict, _root: str) -> JsonDict:
+        return {"publish": self._record_publish(self._builder_guide(body), "builder", None)}
+
+    # --- other control endpoints -------------------------------------------------------------
+
+    async def publishes(self, _request: web.Request) -> web.Response:
+        return _json({"publishes": self.state.publishes})
 
     async def media(self, request: web.Request) -> web.Response:
         data = self.state.media.get(request.match_info["name"])
@@ -905,12 +1226,49 @@ class Api:
     async def config(self, request: web.Request) -> web.Response:
         if request.method == "POST":
             try:
-                self.state.settings.update(await request.json())
+                payload = orjson.loads(await request.read())
+            except orjson.JSONDecodeError:
+                payload = None
+            if not isinstance(payload, dict):
+                return _json({"error": "config must be a JSON object"}, 400)
+            hook_keys = WebhookConfig.keys()
+            try:
+                settings = self.state.settings.updated(
+                    {k: v for k, v in payload.items() if k not in hook_keys}
+                )
+                hooks = self.webhooks.config.updated(
+                    {k: v for k, v in payload.items() if k in hook_keys}
+                )
             except ValueError as exc:
                 return _json({"error": str(exc)}, 400)
-            self.state.history.clear()
-        used = sum(len(history) for history in self.state.history.values())
-        return _json({**vars(self.state.settings), "requests_today": used})
+            self.state.settings, self.webhooks.config = settings, hooks
+            if "daily_request_budget" in payload:
+                self.state.usage.clear()
+        return _json(self._config_view())
+
+    def _config_view(self) -> JsonDict:
+        used = self.state.requests_today()
+        now = self.state.now()
+        return {
+            **vars(self.state.settings),
+            **self.webhooks.config.as_json(),
+            "requests_today": sum(used.values()),
+            "requests_today_by_account": {str(k): v for k, v in sorted(used.items())},
+            "quota_resets_in_seconds": math.ceil((now // DAY_SECONDS + 1) * DAY_SECONDS - now),
+            "now": _stamp(now),
+        }
+
+
+def _root(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def _form_value(value: Any) -> Any:
+    """A non-file multipart part arrives as bytes; an empty one is a file input left empty,
+    which Django drops (the field is then absent, not cleared)."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace") if value else None
+    return value
 
 
 async def _read_body(request: web.Request, resource: Resource) -> tuple[JsonDict, bool]:
@@ -930,11 +1288,11 @@ async def _read_body(request: web.Request, resource: Resource) -> tuple[JsonDict
         return payload, False
     if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.post()
-        data = {
-            name: list(form.getall(name)) if spec.many else form.getall(name)[-1]
-            for name, spec in resource.fields.items()
-            if name in form
-        }
+        data: JsonDict = {}
+        for name, spec in resource.fields.items():
+            values = [v for v in map(_form_value, form.getall(name, [])) if v is not None]
+            if values:
+                data[name] = values if spec.many else values[-1]
         return data, True
     raise _detail(
         415, f'Unsupported media type "{request.headers.get("Content-Type")}" in request.'
@@ -945,38 +1303,75 @@ def _html_404() -> web.Response:
     return web.Response(text=_DJANGO_404, status=404, content_type="text/html")
 
 
+def _known_endpoint(parts: Sequence[str]) -> bool:
+    if len(parts) < 2 or parts[0] not in VERSIONS or parts[1] not in RESOURCES:
+        return False
+    return len(parts) <= 3 or (len(parts) == 4 and parts[1] == "guides" and parts[3] in ACTIONS)
+
+
 async def _fallback(request: web.Request) -> web.StreamResponse:
     # Django's APPEND_SLASH: a known endpoint without its slash is redirected, query kept.
-    if request.path.startswith(API_PREFIX) and not request.path.endswith("/"):
-        parts = request.path[len(API_PREFIX) :].split("/")
-        if 2 <= len(parts) <= 3 and parts[0] in VERSIONS and parts[1] in RESOURCES:
-            location = (
-                request.path + "/" + (f"?{request.query_string}" if request.query_string else "")
-            )
-            return web.Response(status=301, headers={"Location": location})
+    path = request.path
+    if (
+        path.startswith(API_PREFIX)
+        and not path.endswith("/")
+        and _known_endpoint(path[len(API_PREFIX) :].split("/"))
+    ):
+        location = path + "/" + (f"?{request.query_string}" if request.query_string else "")
+        return web.Response(status=301, headers={"Location": location})
     return _html_404()
 
 
 def create_app(
     *,
     api_keys: Iterable[str] = (SANDBOX_API_KEY,),
+    accounts: Mapping[str, int] | None = None,
     daily_request_budget: int | None = DEFAULT_DAILY_BUDGET,
     page_size: int = DEFAULT_PAGE_SIZE,
     honour_page_size: bool = True,
     max_page_size: int = MAX_PAGE_SIZE,
+    webhook_url: str | None = None,
+    webhook_token: str | None = SANDBOX_WEBHOOK_TOKEN,
+    webhook_events: Iterable[str] | None = None,
+    webhook_accounts: Iterable[int] | None = None,
+    webhook_timeout_seconds: float = 2.0,
+    clock: Callable[[], float] = time.time,
 ) -> web.Application:
-    """The emulator; `daily_request_budget=None` turns the daily 429 off."""
+    """The emulator.
+
+    `api_keys` all belong to the first seeded account (`SANDBOX_ACCOUNT_ID`); `accounts` maps
+    further keys to account ids and defaults to `{SANDBOX_SECOND_API_KEY:
+    SANDBOX_SECOND_ACCOUNT_ID}` (an id with no seeded guides is an account that owns nothing).
+    The daily quota is per account and per UTC day; `daily_request_budget=None` turns it off.
+    `clock` (seconds since the epoch) drives the quota day, the publish window and timestamps.
+    """
+    second = {SANDBOX_SECOND_API_KEY: SANDBOX_SECOND_ACCOUNT_ID} if accounts is None else accounts
+    key_accounts = {key: SANDBOX_ACCOUNT_ID for key in api_keys} | dict(second)
     settings = Settings(daily_request_budget, page_size, honour_page_size, max_page_size)
-    state = GuidebookState(tuple(api_keys), settings)
-    api = Api(state)
+    hooks = WebhookConfig().updated(
+        {
+            "webhook_url": webhook_url,
+            "webhook_token": webhook_token,
+            "webhook_events": None if webhook_events is None else list(webhook_events),
+            "webhook_accounts": None if webhook_accounts is None else list(webhook_accounts),
+            "webhook_timeout_seconds": webhook_timeout_seconds,
+        }
+    )
+    state = GuidebookState(key_accounts, settings, clock)
+    webhooks = WebhookSender(hooks)
+    api = Api(state, webhooks)
     control = SandboxControl(fault_responder=fault_response)
-    control.reset_hooks.append(state.reset)
+    control.reset_hooks.extend((state.reset, webhooks.reset))
     app = web.Application()
     control.install(app)
-    app.router.add_route("GET", "/__sandbox/config", api.config)
-    app.router.add_route("POST", "/__sandbox/config", api.config)
+    webhooks.install(app, GUIDEBOOK_CONTROL)
+    app.router.add_route("GET", CONTROL_PREFIX + "config", api.config)
+    app.router.add_route("POST", CONTROL_PREFIX + "config", api.config)
+    app.router.add_post(GUIDEBOOK_CONTROL + "builder", api.builder)
+    app.router.add_get(GUIDEBOOK_CONTROL + "publishes", api.publishes)
     app.router.add_route("*", API_PREFIX + "{version}/{resource}/", api.dispatch)
     app.router.add_route("*", API_PREFIX + "{version}/{resource}/{pk}/", api.dispatch)
+    app.router.add_route("*", API_PREFIX + "{version}/{resource}/{pk}/{action}/", api.dispatch)
     app.router.add_get("/media/upload/{name}", api.media)
     app.router.add_route("*", "/{tail:.*}", _fallback)
     return app

@@ -1,7 +1,9 @@
-"""The Guidebook emulator over real HTTP: DRF auth, paging, filters, writes, errors and budget."""
+"""The Guidebook emulator over real HTTP: DRF auth, paging, filters, writes, errors, accounts,
+publishing, the daily quota and images."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,7 +11,13 @@ import httpx
 import pytest
 from aiohttp.test_utils import TestServer
 
-from sessiongraph.sandbox.guidebook import SANDBOX_API_KEY, create_app
+from sessiongraph.sandbox.guidebook import (
+    SANDBOX_ACCOUNT_ID,
+    SANDBOX_API_KEY,
+    SANDBOX_SECOND_ACCOUNT_ID,
+    SANDBOX_SECOND_API_KEY,
+    create_app,
+)
 from tests._servers import Sandbox
 
 CDC, MDS = 58214, 58377  # the seeded guides: a developer conference and a motorsport summit
@@ -18,6 +26,13 @@ MDS_TELEMETRY = 301115
 MAIN_VENUE, BALLROOM_A = 77014, 77015
 FIRST_SESSION, NEXT_SESSION_ID = 4120337, 4120423
 AUTH = {"Authorization": f"JWT {SANDBOX_API_KEY}"}
+# The second account's guide, a makers fair: its tracks, locations and sessions.
+RMF, RMF_WORKSHOPS, RMF_DEMOS, RMF_VENUE = 58296, 301108, 301109, 77011
+RMF_SESSIONS = [4120348, 4120349, 4120361, 4120362, 4120374]
+SECOND_AUTH = {"Authorization": f"JWT {SANDBOX_SECOND_API_KEY}"}
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
+JPEG = b"\xff\xd8\xff\xe0" + b"\0" * 16
+DAY = 86_400
 
 
 @pytest.fixture
@@ -461,7 +476,9 @@ def test_daily_budget_runs_out_with_retry_after(sandbox: Sandbox, gb: httpx.Clie
     refused = gb.get(f"/sessions/{FIRST_SESSION}/")
     assert refused.status_code == 429
     retry_after = int(refused.headers["Retry-After"])
-    assert 86_300 < retry_after <= 86_400
+    # The quota is per UTC day: available again at the next midnight UTC.
+    until_midnight = DAY - time.time() % DAY
+    assert until_midnight - 2 <= retry_after <= until_midnight + 2
     expected = f"Request was throttled. Expected available in {retry_after} seconds."
     assert refused.json() == {"detail": expected}
     # Authentication comes before the throttle, as in DRF.
@@ -515,3 +532,338 @@ def test_dropped_create_response_still_creates_the_session(
     assert found["results"][0]["id"] == NEXT_SESSION_ID
     stats = sandbox.stats("guidebook")
     assert stats["by_method_path"]["POST /open-api/v1/sessions/"] == 1
+
+
+# --- accounts ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gb2(sandbox: Sandbox) -> Iterator[httpx.Client]:
+    """The second account's client."""
+    base = sandbox.base_url("guidebook")
+    with httpx.Client(base_url=base, headers=SECOND_AUTH, timeout=10) as client:
+        yield client
+
+
+def test_second_account_sees_only_its_own_guide(gb2: httpx.Client) -> None:
+    guides = gb2.get("/guides/").json()
+    assert [g["id"] for g in guides["results"]] == [RMF]
+    assert guides["results"][0]["owner"] == SANDBOX_SECOND_ACCOUNT_ID
+    assert guides["results"][0]["name"] == "Riverside Makers Fair 2027"
+    assert ids(gb2.get("/sessions/")) == RMF_SESSIONS
+    assert ids(gb2.get("/schedule-tracks/")) == [RMF_WORKSHOPS, RMF_DEMOS]
+    assert ids(gb2.get("/locations/")) == [RMF_VENUE, 77012]
+    both = gb2.get("/sessions/", params={"schedule_tracks": RMF_DEMOS}).json()
+    assert [s["name"] for s in both["results"]] == [
+        "Robot Arm Show-and-Tell",
+        "3D Printer Speed Run",
+    ]
+    assert ids(gb2.get("/guides/", params={"owner": SANDBOX_SECOND_ACCOUNT_ID})) == [RMF]
+
+
+def test_accounts_cannot_see_each_others_objects(gb: httpx.Client, gb2: httpx.Client) -> None:
+    assert ids(gb.get("/guides/")) == [CDC, MDS]
+    assert ids(gb.get("/guides/", params={"owner": SANDBOX_ACCOUNT_ID})) == [CDC, MDS]
+    assert gb.get("/sessions/").json()["count"] == 74
+    assert RMF_SESSIONS[0] not in ids(gb.get("/sessions/", params={"page_size": 100}))
+    for client, paths in (
+        (
+            gb,
+            [f"/guides/{RMF}/", f"/sessions/{RMF_SESSIONS[0]}/", f"/schedule-tracks/{RMF_DEMOS}/"],
+        ),
+        (gb2, [f"/guides/{CDC}/", f"/sessions/{FIRST_SESSION}/", f"/locations/{MAIN_VENUE}/"]),
+    ):
+        for path in paths:
+            # Guides are never deleted (405 for everyone).
+            methods = ("GET", "PATCH") if "/guides/" in path else ("GET", "PATCH", "DELETE")
+            for method in methods:
+                response = client.request(method, path, json={"name": "x"})
+                assert (response.status_code, response.json()) == (404, {"detail": "Not found."})
+    # Filters offer only the caller's own guides and tracks as choices.
+    wrong_guide = gb.get("/sessions/", params={"guide": RMF})
+    assert wrong_guide.status_code == 400
+    assert wrong_guide.json() == {
+        "guide": ["Select a valid choice. That choice is not one of the available choices."]
+    }
+    wrong_track = gb2.get("/sessions/", params={"schedule_tracks": KEYNOTES})
+    assert wrong_track.json() == {
+        "schedule_tracks": [
+            f"Select a valid choice. {KEYNOTES} is not one of the available choices."
+        ]
+    }
+    v11 = str(gb.base_url).replace("/v1/", "/v1.1/")
+    assert (
+        httpx.get(v11 + "locations/", params={"guide": CDC}, headers=SECOND_AUTH).status_code == 400
+    )
+    assert gb.get(f"/sessions/{RMF_SESSIONS[0]}/").status_code == 404  # nothing was changed
+    assert gb2.get(f"/sessions/{RMF_SESSIONS[0]}/").json()["name"] == "Opening Circle"
+
+
+def test_writes_to_another_accounts_guide_are_unknown_pks(
+    gb: httpx.Client, gb2: httpx.Client
+) -> None:
+    for client, guide in ((gb, RMF), (gb2, CDC)):
+        for path, body in (
+            ("/sessions/", new_session(guide=guide)),
+            ("/schedule-tracks/", {"guide": guide, "name": "Sneaky"}),
+            ("/locations/", {"guide": guide, "name": "Sneaky", "location_type": 2}),
+        ):
+            response = client.post(path, json=body)
+            assert response.status_code == 400
+            assert response.json() == {"guide": [f'Invalid pk "{guide}" - object does not exist.']}
+    # Their own tracks and locations only, too.
+    response = gb2.post(
+        "/sessions/", json=new_session(guide=RMF, schedule_tracks=[WEB], locations=[RMF_VENUE])
+    )
+    assert response.json() == {"schedule_tracks": [f'Invalid pk "{WEB}" - object does not exist.']}
+    created = gb2.post("/sessions/", json=new_session(guide=RMF, schedule_tracks=[RMF_DEMOS]))
+    assert created.status_code == 201
+    assert created.json()["id"] == NEXT_SESSION_ID  # one id sequence for every account
+    assert gb.get(f"/sessions/{NEXT_SESSION_ID}/").status_code == 404
+
+
+def test_daily_quota_is_per_account(sandbox: Sandbox, gb: httpx.Client, gb2: httpx.Client) -> None:
+    config = sandbox.root("guidebook") + "/__sandbox/config"
+    httpx.post(config, json={"daily_request_budget": 2}).raise_for_status()
+    assert [gb.get("/guides/").status_code for _ in range(3)] == [200, 200, 429]
+    assert [gb2.get("/guides/").status_code for _ in range(3)] == [200, 200, 429]
+    shown = httpx.get(config).json()
+    assert shown["requests_today"] == 4
+    assert shown["requests_today_by_account"] == {
+        str(SANDBOX_ACCOUNT_ID): 2,
+        str(SANDBOX_SECOND_ACCOUNT_ID): 2,
+    }
+
+
+async def test_keys_of_one_account_share_its_quota() -> None:
+    app = create_app(
+        api_keys=["a1", "a2"], accounts={"b1": SANDBOX_SECOND_ACCOUNT_ID}, daily_request_budget=3
+    )
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        async with httpx.AsyncClient(base_url=str(server.make_url("/open-api/v1"))) as client:
+
+            async def guides(key: str) -> httpx.Response:
+                return await client.get("/guides/", headers={"Authorization": f"JWT {key}"})
+
+            assert [(await guides(k)).status_code for k in ("a1", "a2", "a1")] == [200] * 3
+            assert (await guides("a2")).status_code == 429
+            seen = await guides("b1")
+            assert [g["id"] for g in seen.json()["results"]] == [RMF]
+            # The default keys are not configured when `api_keys`/`accounts` replace them.
+            assert (await guides(SANDBOX_API_KEY)).status_code == 401
+            assert (await guides(SANDBOX_SECOND_API_KEY)).status_code == 401
+    finally:
+        await server.close()
+
+
+# --- daily quota across midnight UTC ------------------------------------------------------------
+
+
+def test_quota_resets_at_midnight_utc(sandbox: Sandbox, gb: httpx.Client) -> None:
+    config = sandbox.root("guidebook") + "/__sandbox/config"
+    now = time.time()
+    # The emulator's clock 30 s before the next midnight UTC.
+    before = (now // DAY + 1) * DAY - 30 - now
+    shown = httpx.post(config, json={"daily_request_budget": 1, "clock_offset_seconds": before})
+    assert shown.json()["quota_resets_in_seconds"] in (30, 31)
+    assert gb.get("/guides/").status_code == 200
+    refused = gb.get("/guides/")
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] in ("29", "30")
+    seconds = refused.headers["Retry-After"]
+    assert refused.json() == {
+        "detail": f"Request was throttled. Expected available in {seconds} seconds."
+    }
+    # A minute later it is a new UTC day; setting only the clock keeps the count.
+    httpx.post(config, json={"clock_offset_seconds": before + 60}).raise_for_status()
+    assert gb.get("/guides/").status_code == 200
+    assert gb.get("/guides/").status_code == 429
+    assert int(gb.get("/guides/").headers["Retry-After"]) > DAY - 60
+
+
+async def test_quota_day_follows_the_clock_exactly() -> None:
+    midnight = 1_800_000_000 // DAY * DAY + DAY  # a midnight UTC
+    clock = [midnight - 1.5]
+    server = TestServer(create_app(daily_request_budget=2, clock=lambda: clock[0]))
+    await server.start_server()
+    try:
+        async with httpx.AsyncClient(
+            base_url=str(server.make_url("/open-api/v1")), headers=AUTH
+        ) as client:
+            assert (await client.get("/guides/")).status_code == 200
+            assert (await client.get("/guides/")).status_code == 200
+            refused = await client.get("/guides/")
+            assert (refused.status_code, refused.headers["Retry-After"]) == (429, "2")
+            clock[0] = midnight - 0.25
+            refused = await client.get("/guides/")
+            assert refused.headers["Retry-After"] == "1"
+            assert refused.json() == {
+                "detail": "Request was throttled. Expected available in 1 second."
+            }
+            clock[0] = midnight
+            assert (await client.get("/guides/")).status_code == 200
+            config = (await client.get(str(server.make_url("/__sandbox/config")))).json()
+            assert (config["requests_today"], config["quota_resets_in_seconds"]) == (1, DAY)
+            assert config["now"] == time.strftime(
+                "%Y-%m-%dT%H:%M:%S.000000+0000", time.gmtime(midnight)
+            )
+    finally:
+        await server.close()
+
+
+def test_config_rejects_unknown_keys_and_bad_values(sandbox: Sandbox) -> None:
+    config = sandbox.root("guidebook") + "/__sandbox/config"
+    for body, error in (
+        ({"colour": 1}, "unknown config key: colour"),
+        ({"daily_request_budget": 0}, "invalid value for daily_request_budget: 0"),
+        ({"webhook_url": "ftp://x"}, "invalid value for webhook_url: 'ftp://x'"),
+        ({"webhook_events": "Builder-SessionCreated"}, "invalid value for webhook_events: "),
+        ({"clock_offset_seconds": True}, "invalid value for clock_offset_seconds: True"),
+    ):
+        response = httpx.post(config, json=body)
+        assert response.status_code == 400
+        assert response.json()["error"].startswith(error)
+    assert httpx.post(config, content=b"[1]").status_code == 400
+    shown = httpx.get(config).json()
+    assert (shown["daily_request_budget"], shown["webhook_url"]) == (10_000, None)
+
+
+# --- publishing ----------------------------------------------------------------------------------
+
+
+def test_publish_is_accepted_twice_a_minute_per_guide(sandbox: Sandbox) -> None:
+    root = sandbox.root("guidebook")
+    with httpx.Client(base_url=root + "/open-api/v1.1", headers=AUTH) as client:
+        first = client.post(f"/guides/{CDC}/publish/")
+        assert first.status_code == 202
+        assert first.json() == {"id": CDC, "detail": "Publishing has been queued."}
+        assert client.post(f"/guides/{CDC}/publish/").status_code == 202
+        third = client.post(f"/guides/{CDC}/publish/")
+        assert third.status_code == 429
+        wait = int(third.headers["Retry-After"])
+        assert 58 <= wait <= 60
+        assert third.json() == {
+            "detail": f"Request was throttled. Expected available in {wait} seconds."
+        }
+        # Another guide has its own allowance, on the v1 paths as well.
+        assert (
+            httpx.post(f"{root}/open-api/v1/guides/{MDS}/publish/", headers=AUTH).status_code == 202
+        )
+    publishes = httpx.get(root + "/__sandbox/guidebook/publishes").json()["publishes"]
+    assert [(p["guide"], p["source"], p["open_api_version"]) for p in publishes] == [
+        (CDC, "open_api", "v1.1"),
+        (CDC, "open_api", "v1.1"),
+        (MDS, "open_api", "v1"),
+    ]
+    assert publishes[0]["account"] == SANDBOX_ACCOUNT_ID
+    assert publishes[0]["time"].endswith("+0000")
+    # Sixty-one seconds on, the window has moved.
+    httpx.post(root + "/__sandbox/config", json={"clock_offset_seconds": 61}).raise_for_status()
+    assert (
+        httpx.post(f"{root}/open-api/v1.1/guides/{CDC}/publish/", headers=AUTH).status_code == 202
+    )
+
+
+def test_publish_errors(sandbox: Sandbox, gb: httpx.Client, gb2: httpx.Client) -> None:
+    listed = gb.get(f"/guides/{CDC}/publish/")
+    assert listed.status_code == 405
+    assert listed.json() == {"detail": 'Method "GET" not allowed.'}
+    assert listed.headers["Allow"] == "POST, OPTIONS"
+    assert gb.patch(f"/guides/{CDC}/publish/", json={}).status_code == 405
+    for client, guide in ((gb, 1), (gb, RMF), (gb2, CDC), (gb, "abc")):
+        response = client.post(f"/guides/{guide}/publish/")
+        assert (response.status_code, response.json()) == (404, {"detail": "Not found."})
+    assert gb2.post(f"/guides/{RMF}/publish/").status_code == 202
+    # Only guides publish; other actions are Django's 404 page.
+    assert (
+        gb.post(f"/sessions/{FIRST_SESSION}/publish/")
+        .headers["Content-Type"]
+        .startswith("text/html")
+    )
+    assert gb.post(f"/guides/{CDC}/unpublish/").status_code == 404
+    assert gb.post(f"/guides/{CDC}/publish").status_code == 301
+    assert httpx.post(sandbox.base_url("guidebook") + f"/guides/{CDC}/publish/").status_code == 401
+    # "attendees_estimate ... Must be filled to publish."
+    gb.patch(f"/guides/{MDS}/", json={"attendees_estimate": None}).raise_for_status()
+    unfilled = gb.post(f"/guides/{MDS}/publish/")
+    assert unfilled.status_code == 400
+    assert unfilled.json() == {"attendees_estimate": ["This field is required to publish."]}
+    publishes = httpx.get(sandbox.root("guidebook") + "/__sandbox/guidebook/publishes").json()
+    assert [(p["guide"], p["account"]) for p in publishes["publishes"]] == [
+        (RMF, SANDBOX_SECOND_ACCOUNT_ID)
+    ]
+
+
+def test_publishing_counts_against_the_daily_quota(sandbox: Sandbox, gb: httpx.Client) -> None:
+    config = sandbox.root("guidebook") + "/__sandbox/config"
+    httpx.post(config, json={"daily_request_budget": 1}).raise_for_status()
+    assert gb.post(f"/guides/{CDC}/publish/").status_code == 202
+    assert gb.post(f"/guides/{MDS}/publish/").status_code == 429
+
+
+# --- images --------------------------------------------------------------------------------------
+
+
+def test_image_patch_replace_and_remove(gb: httpx.Client) -> None:
+    url = f"/sessions/{FIRST_SESSION}/"
+    patched = gb.patch(
+        url,
+        data={"name": "Breakfast (with poster)", "schedule_tracks": [str(KEYNOTES)]},
+        files={"image": ("poster.png", PNG, "image/png")},
+    )
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert (body["name"], body["schedule_tracks"]) == ("Breakfast (with poster)", [KEYNOTES])
+    png_url = body["image"]
+    assert png_url.startswith("http://127.0.0.1:")
+    assert png_url.endswith(".png")
+    served = httpx.get(png_url)
+    assert (served.content, served.headers["Content-Type"]) == (PNG, "image/png")
+    assert gb.get(url).json()["image"] == png_url
+
+    replaced = gb.patch(url, files={"image": ("poster.jpg", JPEG, "image/jpeg")}).json()
+    assert replaced["image"] != png_url
+    assert replaced["image"].endswith(".jpg")
+    assert httpx.get(replaced["image"]).content == JPEG
+    assert replaced["name"] == "Breakfast (with poster)"
+
+    # A file input left empty (no file chosen) changes nothing.
+    kept = gb.patch(url, files={"image": ("", b"", "application/octet-stream")})
+    assert kept.json()["image"] == replaced["image"]
+
+    removed = gb.patch(url, json={"image": None})
+    assert (removed.status_code, removed.json()["image"]) == (200, None)
+    assert gb.get(url).json()["image"] is None
+
+    again = gb.patch(url, files={"image": ("p.png", PNG, "image/png")}).json()
+    assert again["image"] == png_url  # the same content, the same name
+    # An empty multipart value clears it too, beside other fields.
+    cleared = gb.patch(url, files={"image": (None, b"")}, data={"rank": "2.5"})
+    assert cleared.status_code == 200, cleared.text
+    assert (cleared.json()["image"], cleared.json()["rank"]) == (None, 2.5)
+
+
+def test_multipart_create_with_image_and_lists(gb: httpx.Client) -> None:
+    created = gb.post(
+        "/sessions/",
+        data={
+            "guide": str(CDC),
+            "name": "Poster session",
+            "start_time": "2027-04-21T16:00:00Z",
+            "schedule_tracks": [str(WEB), str(DATA)],
+            "locations": [str(BALLROOM_A)],
+        },
+        files={"image": ("poster.jpg", JPEG, "image/jpeg")},
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert (body["schedule_tracks"], body["locations"]) == ([WEB, DATA], [BALLROOM_A])
+    assert httpx.get(body["image"]).content == JPEG
+    empty = gb.post(
+        "/sessions/",
+        data={"guide": str(CDC), "name": "Empty", "start_time": "2027-04-21T16:00:00Z"},
+        files={"image": ("empty.png", b"", "image/png")},
+    )
+    assert empty.json() == {"image": ["The submitted file is empty."]}
