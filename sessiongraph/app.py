@@ -91,7 +91,12 @@ class GraphQLView(GraphQL[Context, None]):
         providers: Providers,
         persisted: PersistedQueries,
     ) -> None:
-        super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None)
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql else None,
+            # The GraphQL multipart request spec, for images; CSRF prevention covers it too.
+            multipart_uploads_enabled=True,
+        )
         self.settings = settings
         self.providers = providers
         self.results = ResultCache(providers.cache)
@@ -133,7 +138,7 @@ class GraphQLView(GraphQL[Context, None]):
         self, scope: Scope, receive: Receive, media_type: str, facts: requestctx.RequestFacts
     ) -> Response:
         body = b""
-        if scope["method"] == "POST":
+        if scope["method"] == "POST" and not _multipart(scope):
             body = await _read_body(receive)
             receive = _replay(body)
         try:
@@ -455,9 +460,17 @@ def _lower_media_types(value: bytes) -> bytes:
     return b",".join(parts)
 
 
+def _multipart(scope: Scope) -> bool:
+    """A multipart request (uploads): streamed to the form parser, which spools files to
+    disk, never buffered whole here."""
+    content_type: bytes = dict(scope["headers"]).get(b"content-type", b"")
+    return content_type.startswith(b"multipart/form-data")
+
+
 def _replayable(scope: Scope) -> bool:
-    """Queries over GET or POST from API clients; never the IDE page or other methods."""
-    if scope["method"] not in ("GET", "POST"):
+    """Queries over GET or POST from API clients; never the IDE page, other methods, or a
+    multipart request (its body is not read here, so it could not be part of the key)."""
+    if scope["method"] not in ("GET", "POST") or _multipart(scope):
         return False
     accept = dict(scope["headers"]).get(b"accept", b"")
     return b"text/html" not in accept
@@ -629,6 +642,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(
             RequestGuard,
             max_bytes=settings.max_body_bytes,
+            max_multipart_bytes=settings.max_body_bytes + settings.max_upload_bytes,
             body_seconds=settings.body_read_timeout_seconds,
         )
     ]

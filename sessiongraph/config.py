@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     # Longest string argument of a query (filters, keys, cursors become upstream URLs).
     max_string_argument_length: int = Field(default=1000, ge=16)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # The largest image a mutation may upload (a multipart request may be this much larger).
+    max_upload_bytes: int = Field(default=5_000_000, ge=1024)
     # A request's headers, then its body, must arrive within these (slow clients hold sockets).
     header_read_timeout_seconds: float = Field(default=10, gt=0)
     body_read_timeout_seconds: float = Field(default=10, gt=0)

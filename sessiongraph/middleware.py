@@ -73,12 +73,16 @@ def wants_ide_page(scope: Scope) -> bool:
 class RequestGuard:
     """One pass around every HTTP request: takes `X-Request-ID` from the client (or makes one)
     and echoes it; refuses a credential header sent twice (before anything reads one), a body
-    over `max_bytes` (413, before it is buffered) and a body that does not arrive whole within
-    `body_seconds` (408: a client trickling its body would hold a connection indefinitely)."""
+    over `max_bytes` (`max_multipart_bytes` for uploads; 413, before it is buffered) and a body
+    that does not arrive whole within `body_seconds` (408: a client trickling its body would
+    hold a connection indefinitely)."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, body_seconds: float) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, max_multipart_bytes: int, body_seconds: float
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_multipart_bytes = max_multipart_bytes
         self.body_seconds = body_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -86,6 +90,8 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        multipart = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
+        limit = self.max_multipart_bytes if multipart else self.max_bytes
         offered = headers.get(b"x-request-id")
         request_id = requestctx.new_request_id(offered.decode("latin-1") if offered else None)
         requestctx.start(request_id)
@@ -100,7 +106,7 @@ class RequestGuard:
                 message = {**message, "headers": [*kept, echoed]}
             await send(message)
 
-        refusal = self._refusal(scope, headers)
+        refusal = self._refusal(scope, headers, limit)
         if refusal is not None:
             await refusal(scope, receive, guarded_send)
             return
@@ -119,7 +125,7 @@ class RequestGuard:
                 raise _BodyTimeout from None
             complete = not message.get("more_body", False)
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
+            if received > limit:
                 raise _BodyTooLarge
             return message
 
@@ -127,7 +133,7 @@ class RequestGuard:
             await self.app(scope, guarded_receive, guarded_send)
         except _BodyTooLarge:
             if not started:
-                await self._too_large()(scope, receive, guarded_send)
+                await _too_large(limit)(scope, receive, guarded_send)
         except _BodyTimeout:
             if not started:
                 response = graphql_error_response(
@@ -138,21 +144,21 @@ class RequestGuard:
                 )
                 await response(scope, receive, guarded_send)
 
-    def _refusal(self, scope: Scope, headers: dict[bytes, bytes]) -> Response | None:
+    @staticmethod
+    def _refusal(scope: Scope, headers: dict[bytes, bytes], limit: int) -> Response | None:
         repeated = repeated_credential(scope["headers"])
         if repeated is not None:
             return graphql_error_response(
                 400, f"Send the {repeated} header at most once", "BAD_REQUEST"
             )
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return self._too_large()
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return _too_large(limit)
         return None
 
-    def _too_large(self) -> Response:
-        return graphql_error_response(
-            413, f"Request body exceeds {self.max_bytes} bytes", "REQUEST_TOO_LARGE"
-        )
+
+def _too_large(limit: int) -> Response:
+    return graphql_error_response(413, f"Request body exceeds {limit} bytes", "REQUEST_TOO_LARGE")
 
 
 class _BodyTooLarge(Exception):

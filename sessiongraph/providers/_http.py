@@ -10,7 +10,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 import orjson
@@ -31,7 +31,13 @@ from ._auth import Authenticator
 from ._ratelimit import RateLimiter
 from ._resilience import BreakerState, CircuitBreaker, RetryBudget
 
-__all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "UpstreamClient", "UpstreamResponse"]
+__all__ = [
+    "RETRYABLE_STATUSES",
+    "FilePart",
+    "RetryPolicy",
+    "UpstreamClient",
+    "UpstreamResponse",
+]
 
 logger = logging.getLogger("sessiongraph.upstream")
 
@@ -59,6 +65,17 @@ class RetryPolicy:
 
 
 _UNDECODED: Any = object()
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """A file sent as one part of a multipart body, streamed from `file` (rewound before
+    each attempt, so a re-authenticated resend carries it whole)."""
+
+    name: str
+    file: BinaryIO
+    filename: str
+    content_type: str
 
 
 @dataclass(frozen=True)
@@ -251,6 +268,7 @@ class UpstreamClient:
         query: str = "",
         json: Any = None,
         data: Mapping[str, str] | None = None,
+        files: tuple[FilePart, ...] = (),
         retry: bool = False,
         url: URL | None = None,
         authenticate: bool = True,
@@ -282,6 +300,7 @@ class UpstreamClient:
                 url if url is not None else self.url(path, query),
                 json,
                 data,
+                files,
                 retry=retry,
                 authenticate=authenticate,
                 policy=retry_policy,
@@ -305,6 +324,7 @@ class UpstreamClient:
         target: URL,
         json: Any,
         data: Mapping[str, str] | None,
+        files: tuple[FilePart, ...],
         *,
         retry: bool,
         authenticate: bool,
@@ -323,7 +343,7 @@ class UpstreamClient:
             except UpstreamError as exc:
                 raise _AuthStepFailed(exc) from exc
             try:
-                response = await self._send_once(method, target, header, json, data)
+                response = await self._send_once(method, target, header, json, data, files)
             except UpstreamError as exc:
                 if retry and self._may_retry(exc, retries, deadline, None, rules, budgeted):
                     await asyncio.sleep(rules.backoff(retries))
@@ -373,6 +393,7 @@ class UpstreamClient:
         header: str | None,
         json: Any,
         data: Mapping[str, str] | None,
+        files: tuple[FilePart, ...] = (),
     ) -> UpstreamResponse:
         headers = {"Authorization": header} if header else {}
         tracing.inject_trace_context(headers)
@@ -389,7 +410,7 @@ class UpstreamClient:
             client=True,
             **{"http.request.method": method, "url.path": url.path, "upstream": self.name},
         ) as current:
-            result = await self._transfer(method, url, headers, body, data, started)
+            result = await self._transfer(method, url, headers, body or _form(data, files), started)
             if current is not None:
                 current.set_attribute("http.response.status_code", result.status)
         return result
@@ -399,14 +420,11 @@ class UpstreamClient:
         method: str,
         url: URL,
         headers: dict[str, str],
-        body: bytes | None,
-        data: Mapping[str, str] | None,
+        body: bytes | aiohttp.FormData | Mapping[str, str] | None,
         started: float,
     ) -> UpstreamResponse:
         try:
-            async with self.session.request(
-                method, url, headers=headers, data=body if body is not None else data
-            ) as response:
+            async with self.session.request(method, url, headers=headers, data=body) as response:
                 payload = await response.read()
                 # Title-cased names, so `Retry-After` is found however the server spelt it.
                 headers = {name.title(): value for name, value in response.headers.items()}
@@ -468,6 +486,18 @@ class _AuthStepFailed(Exception):
     def __init__(self, error: UpstreamError) -> None:
         super().__init__(error.message)
         self.error = error
+
+
+def _form(
+    data: Mapping[str, str] | None, files: tuple[FilePart, ...]
+) -> aiohttp.FormData | Mapping[str, str] | None:
+    if not files:
+        return data
+    form = aiohttp.FormData(dict(data or {}))
+    for part in files:
+        part.file.seek(0)
+        form.add_field(part.name, part.file, filename=part.filename, content_type=part.content_type)
+    return form
 
 
 def _unhealthy(error: UpstreamError) -> bool:

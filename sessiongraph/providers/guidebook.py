@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -22,7 +22,7 @@ from ..errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from ._http import RetryPolicy, UpstreamClient, UpstreamResponse
+from ._http import FilePart, RetryPolicy, UpstreamClient, UpstreamResponse
 
 __all__ = [
     "FieldError",
@@ -152,7 +152,7 @@ RecordT = TypeVar(
     "RecordT", GuideRecord, ScheduleTrackRecord, LocationRecord, GuidebookSessionRecord
 )
 # What a create makes: objects below a guide with an `import_id` to find them by.
-_Created = TypeVar("_Created", ScheduleTrackRecord, GuidebookSessionRecord)
+_Created = TypeVar("_Created", ScheduleTrackRecord, GuidebookSessionRecord, LocationRecord)
 
 
 def _as_int(value: Any) -> int | None:
@@ -455,8 +455,8 @@ class GuidebookProvider:
         scopes = [f"{collection}@guide:{guide}"]
         if key is not None:
             scopes.append(f"{collection}:{key}")
-        if collection == TRACKS and key is not None:
-            # A track's sessions lose it from their `schedule_tracks`.
+        if collection in (TRACKS, LOCATIONS) and key is not None:
+            # A track's or location's sessions lose it from their `schedule_tracks`/`locations`.
             scopes.append(SESSIONS)
         if collection == GUIDES:
             scopes.append(f"{GUIDES}@all")
@@ -478,6 +478,52 @@ class GuidebookProvider:
 
     async def update_guide(self, guide_id: int, changes: Mapping[str, Any]) -> GuideRecord:
         return await self._update(GuideRecord, GUIDES, guide_id, changes)
+
+    async def create_location(
+        self, values: Mapping[str, Any], *, reuse_existing: bool = False
+    ) -> LocationRecord:
+        """POST a location without ever creating it twice (see `_create`)."""
+        return await self._create(LocationRecord, LOCATIONS, values, reuse_existing)
+
+    async def update_location(self, location_id: int, changes: Mapping[str, Any]) -> LocationRecord:
+        return await self._update(LocationRecord, LOCATIONS, location_id, changes)
+
+    async def delete_location(self, location_id: int) -> None:
+        await self._delete(LOCATIONS, location_id)
+
+    async def publish_guide(self, guide_id: int) -> None:
+        """`POST /guides/{id}/publish/` (202 Accepted: Guidebook publishes in the background).
+        Never resent: a second publish costs one of the two allowed a minute."""
+        scopes = (f"{GUIDES}:{guide_id}", f"{GUIDES}@all")
+        try:
+            response = await self._send("POST", f"{GUIDES}/{guide_id}/publish/", {}, scopes)
+        except UpstreamError as exc:
+            if answer_lost(exc):
+                raise _unknown_outcome(exc) from exc
+            raise
+        if response.status not in (200, 201, 202, 204):
+            self._json(response)  # raises the coded error
+
+    async def set_session_image(
+        self, session_id: int, image: FilePart | None
+    ) -> GuidebookSessionRecord:
+        """A multipart PATCH with the image as its only part (PNG or JPEG, checked by the
+        caller), or a JSON PATCH of `image: null` to remove it. Never resent."""
+        scopes = await self._write_scopes(SESSIONS, session_id, None)
+        path = f"{SESSIONS}/{session_id}/"
+        try:
+            if image is None:
+                response = await self._send("PATCH", path, {"image": None}, scopes)
+            else:
+                response = await self._send("PATCH", path, None, scopes, files=(image,))
+        except UpstreamError as exc:
+            if answer_lost(exc):
+                raise _unknown_outcome(exc) from exc
+            raise
+        record = to_record(GuidebookSessionRecord, self._json(response))
+        if record is None:
+            raise UpstreamUnavailable(UPSTREAM, "guidebook answered an image upload without an id")
+        return record
 
     async def _create(
         self,
@@ -565,10 +611,15 @@ class GuidebookProvider:
             self._json(response)  # raises the coded error
 
     async def _send(
-        self, method: str, path: str, body: Any, scopes: tuple[str, ...]
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        scopes: tuple[str, ...],
+        files: tuple[FilePart, ...] = (),
     ) -> UpstreamResponse:
         try:
-            return await self.client.request(method, path, json=body, retry=False)
+            return await self.client.request(method, path, json=body, files=files, retry=False)
         finally:
             # Whatever happened (even a lost answer), the write may have landed.
             await self.client.invalidate(scopes)
@@ -585,17 +636,46 @@ class GuidebookProvider:
     async def _find(
         self, cls: type[_Created], collection: str, guide: int, import_id: str
     ) -> _Created | None:
-        # Straight to the upstream: a cached "not there" must not count.
         query = f"guide={guide}&import_id={quote(import_id, safe='')}"
-        response = await self.client.request(
-            "GET", f"{collection}/", query=query, retry=True, retry_policy=self._lookup_policy()
-        )
-        rows = self._json(response).get("results")
-        for row in rows if isinstance(rows, list) else ():
-            record = to_record(cls, row)
-            if record is not None and record.import_id == import_id:
+        # Every page: where the filter is not documented (locations), it may be ignored.
+        async for record in self._scan(cls, collection, query):
+            if record.import_id == import_id:
                 return record
         return None
+
+    async def sessions_by_import_id(self, guide: int) -> dict[str, GuidebookSessionRecord]:
+        """Every session of a guide that has an import_id, read from the upstream itself."""
+        query = f"guide={guide}&page_size={self.page_size}"
+        return {
+            record.import_id: record
+            async for record in self._scan(GuidebookSessionRecord, SESSIONS, query)
+            if record.import_id
+        }
+
+    async def _scan(
+        self, cls: type[RecordT], collection: str, query: str
+    ) -> AsyncIterator[RecordT]:
+        # Straight to the upstream: a cached "not there" must not count.
+        following: str | None = query
+        for _ in range(MAX_PAGES):
+            if following is None:
+                return
+            response = await self.client.request(
+                "GET",
+                f"{collection}/",
+                query=following,
+                retry=True,
+                retry_policy=self._lookup_policy(),
+            )
+            payload = self._json(response)
+            rows = payload.get("results")
+            for row in rows if isinstance(rows, list) else ():
+                record = to_record(cls, row)
+                if record is not None:
+                    yield record
+            link = payload.get("next")
+            following = urlsplit(link).query if isinstance(link, str) and link else None
+        raise UpstreamUnavailable(UPSTREAM, f"guidebook /{collection}/ never ends its pages")
 
     async def _absent(self, collection: str, key: int) -> bool:
         response = await self.client.request(

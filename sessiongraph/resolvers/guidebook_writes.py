@@ -5,22 +5,28 @@ Inputs arrive as dicts keyed by upstream field names; only given fields are pres
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import hashlib
 import math
 import re
+import time
 import zoneinfo
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar
 
 from ..auth import check_bearer
-from ..errors import NotFound
+from ..errors import NotFound, SessionGraphError, UpstreamError, UpstreamRateLimited
+from ..providers._http import FilePart
 from ..providers.guidebook import (
     FieldError,
     GuidebookInvalid,
     GuidebookSessionRecord,
     GuideRecord,
+    LocationRecord,
     ScheduleTrackRecord,
     format_timestamp,
     new_import_id,
@@ -78,6 +84,16 @@ class Outcome(Generic[T]):
     problems: list[Problem] = field(default_factory=list)
     sanitized: bool = False
     deleted_id: int | None = None
+    # Seconds until the write may be tried again, when a rate limit refused it.
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Image:
+    """An uploaded file for a session's `image`: what the client sent, not yet checked."""
+
+    file: BinaryIO
+    size: int | None
 
 
 def input_name(upstream: str | None) -> str | None:
@@ -103,21 +119,36 @@ def authorize(info: Info) -> None:
 # --- sessions ------------------------------------------------------------------------------
 
 
-async def create_session(info: Info, values: dict[str, Any]) -> Outcome[GuidebookSessionRecord]:
+async def create_session(
+    info: Info, values: dict[str, Any], image: Image | None = None, *, reuse: bool | None = None
+) -> Outcome[GuidebookSessionRecord]:
+    """`reuse`: whether a session already holding the importId is the answer (default: when
+    the client chose the importId); the image is uploaded once the session exists."""
     authorize(info)
     provider = read.provider(info)
     outcome: Outcome[GuidebookSessionRecord] = Outcome()
     chosen = _ensure_import_id(values)
     outcome.sanitized = _sanitize(values, span_style=provider.version == "v1.1")
     outcome.problems = _session_rules(values, values)
+    part = _checked_image(info, image, outcome.problems)
     outcome.problems += await _guide_references(info, values["guide"], values)
-    if not outcome.problems:
-        await _send(outcome, lambda: provider.create_session(_wire(values), reuse_existing=chosen))
+    if outcome.problems:
+        return outcome
+    reuse_existing = chosen if reuse is None else reuse
+    await _send(
+        outcome, lambda: provider.create_session(_wire(values), reuse_existing=reuse_existing)
+    )
+    if part is not None and outcome.record is not None:
+        await _upload(info, outcome, outcome.record.id, part, "created")
     return outcome
 
 
 async def update_session(
-    info: Info, session_id: int, changes: dict[str, Any]
+    info: Info,
+    session_id: int,
+    changes: dict[str, Any],
+    image: Image | None = None,
+    remove_image: bool = False,
 ) -> Outcome[GuidebookSessionRecord]:
     authorize(info)
     provider = read.provider(info)
@@ -129,10 +160,71 @@ async def update_session(
     outcome.sanitized = _sanitize(changes, span_style=provider.version == "v1.1")
     merged = {**_fields_of(current), **changes}
     outcome.problems = _session_rules(merged, changes)
+    part = _checked_image(info, image, outcome.problems)
+    if part is not None and remove_image:
+        outcome.problems.append(Problem("removeImage", "give either image or removeImage"))
     outcome.problems += await _guide_references(info, current.guide, changes, check_guide=False)
-    if not outcome.problems:
-        await _send(outcome, lambda: provider.update_session(session_id, _wire(changes)))
+    if outcome.problems:
+        return outcome
+    wire = _wire(changes)
+    if remove_image:
+        wire["image"] = None
+    if wire or part is None:
+        await _send(outcome, lambda: provider.update_session(session_id, wire))
+    else:
+        outcome.record = current
+    if part is not None and outcome.record is not None:
+        await _upload(info, outcome, session_id, part, "updated")
     return outcome
+
+
+# What an image's first bytes are for each format Guidebook takes (reference: PNG and JPEG).
+_IMAGE_FORMATS = (
+    (b"\x89PNG\r\n\x1a\n", "png", "image/png"),
+    (b"\xff\xd8\xff", "jpg", "image/jpeg"),
+)
+
+
+def _checked_image(info: Info, image: Image | None, problems: list[Problem]) -> FilePart | None:
+    """The upload as a part to send, if it is a PNG or JPEG (by content, whatever its name
+    or declared type says) within MAX_UPLOAD_BYTES; else a problem, and nothing is sent."""
+    if image is None:
+        return None
+    limit = info.context.settings.max_upload_bytes
+    size = image.size
+    if size is None:
+        size = image.file.seek(0, 2)
+    if size > limit:
+        problems.append(Problem("image", f"is {size} bytes; the most is {limit}"))
+        return None
+    image.file.seek(0)
+    head = image.file.read(16)
+    image.file.seek(0)
+    for magic, suffix, media_type in _IMAGE_FORMATS:
+        if head.startswith(magic):
+            return FilePart("image", image.file, f"image.{suffix}", media_type)
+    problems.append(Problem("image", "must be a PNG or JPEG image (checked by its content)"))
+    return None
+
+
+async def _upload(
+    info: Info, outcome: Outcome[GuidebookSessionRecord], session_id: int, part: FilePart, done: str
+) -> None:
+    """The image after the session's fields: a failed upload leaves the session as it is
+    (reported, never resent blindly: the upload may have landed)."""
+    try:
+        outcome.record = await read.provider(info).set_session_image(session_id, part)
+    except GuidebookInvalid as exc:
+        outcome.problems = [
+            Problem("image", f"the session was {done}, its image refused: {e.message}")
+            for e in exc.errors
+        ]
+    except SessionGraphError as exc:
+        outcome.problems = [
+            Problem(
+                "image", f"the session was {done}, its image not uploaded: {exc.message}", exc.code
+            )
+        ]
 
 
 async def delete_session(info: Info, session_id: int) -> Outcome[None]:
@@ -246,6 +338,80 @@ def _track_rules(values: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+# --- locations -----------------------------------------------------------------------------
+
+MAIN_VENUE, GOOGLE_MAPS = 1, 3
+
+
+async def create_location(info: Info, values: dict[str, Any]) -> Outcome[LocationRecord]:
+    authorize(info)
+    provider = read.provider(info)
+    outcome: Outcome[LocationRecord] = Outcome()
+    chosen = _ensure_import_id(values)
+    if await read.loaders(info).guide.load(values["guide"]) is None:
+        outcome.problems = [_missing("guideId", f"no Guidebook guide {values['guide']}")]
+        return outcome
+    outcome.problems = await _location_rules(info, values, values, None)
+    if not outcome.problems:
+        await _send(outcome, lambda: provider.create_location(values, reuse_existing=chosen))
+    return outcome
+
+
+async def update_location(
+    info: Info, location_id: int, changes: dict[str, Any]
+) -> Outcome[LocationRecord]:
+    authorize(info)
+    provider = read.provider(info)
+    outcome: Outcome[LocationRecord] = Outcome()
+    current = await read.loaders(info).location.load(location_id)
+    if current is None:
+        outcome.problems = [_missing("id", f"no Guidebook location {location_id}")]
+        return outcome
+    merged = {**_fields_of(current), **changes}
+    outcome.problems = await _location_rules(info, merged, changes, current)
+    if not outcome.problems:
+        await _send(outcome, lambda: provider.update_location(location_id, changes))
+    return outcome
+
+
+async def delete_location(info: Info, location_id: int) -> Outcome[None]:
+    authorize(info)
+    provider = read.provider(info)
+    return await _delete(location_id, lambda: provider.delete_location(location_id))
+
+
+async def _location_rules(
+    info: Info, merged: Mapping[str, Any], given: Mapping[str, Any], current: LocationRecord | None
+) -> list[Problem]:
+    """Guidebook's rules (reference, Locations): a type of 1, 2 or 3; latitude and longitude
+    for a Google Maps location; one Main Venue per guide."""
+    problems = _required(given, ("name",))
+    kind = merged.get("location_type")
+    if kind not in (1, 2, 3):
+        problems.append(
+            Problem("locationType", "must be 1 (Main Venue), 2 (plain) or 3 (Google Maps)")
+        )
+    for name, bound in (("latitude", 90), ("longitude", 180)):
+        value = merged.get(name)
+        if value is None and kind == GOOGLE_MAPS:
+            problems.append(Problem(name, "is required for a Google Maps location (type 3)"))
+        elif value is not None and not (math.isfinite(value) and -bound <= value <= bound):
+            problems.append(Problem(name, f"must be between -{bound} and {bound}"))
+    if kind == MAIN_VENUE and (current is None or current.location_type != MAIN_VENUE):
+        guide = merged["guide"]
+        others = await read.loaders(info).locations_of_guide.load(guide)
+        venue = next((o for o in others if o.location_type == MAIN_VENUE), None)
+        if venue is not None:
+            problems.append(
+                Problem(
+                    "locationType",
+                    f"guide {guide} already has a Main Venue (location {venue.id}); "
+                    "a guide has one",
+                )
+            )
+    return problems
+
+
 # --- guides --------------------------------------------------------------------------------
 
 
@@ -273,6 +439,101 @@ async def update_guide(info: Info, guide_id: int, changes: dict[str, Any]) -> Ou
     if not problems:
         await _send(outcome, lambda: provider.update_guide(guide_id, _wire(changes)))
     return outcome
+
+
+# Guidebook allows two publishes of a guide a minute (reference, Rate limits).
+PUBLISHES_PER_MINUTE = 2
+_published: dict[int, deque[float]] = defaultdict(deque)
+
+
+async def publish_guide(info: Info, guide_id: int) -> Outcome[GuideRecord]:
+    """`POST /guides/{id}/publish/`, refused here (with when to retry) rather than spending a
+    request on Guidebook's 429 when this process published it twice in the last minute."""
+    authorize(info)
+    provider = read.provider(info)
+    outcome: Outcome[GuideRecord] = Outcome()
+    current = await read.loaders(info).guide.load(guide_id)
+    if current is None:
+        outcome.problems = [_missing("guideId", f"no Guidebook guide {guide_id}")]
+        return outcome
+    now = time.monotonic()
+    recent = _published[guide_id]
+    while recent and now - recent[0] >= 60:
+        recent.popleft()
+    if len(recent) >= PUBLISHES_PER_MINUTE:
+        wait = round(60 - (now - recent[0]), 1)
+        outcome.retry_after = wait
+        outcome.problems = [
+            Problem(
+                "guideId",
+                f"Guidebook allows {PUBLISHES_PER_MINUTE} publishes of a guide a minute; "
+                f"retry in {wait:g} s",
+                "RATE_LIMITED",
+            )
+        ]
+        return outcome
+    recent.append(now)
+    try:
+        await provider.publish_guide(guide_id)
+    except UpstreamRateLimited as exc:
+        outcome.retry_after = exc.extra.get("retryAfter")
+        outcome.problems = [Problem("guideId", exc.message, "RATE_LIMITED")]
+        return outcome
+    except GuidebookInvalid as exc:
+        outcome.problems = _upstream_problems(exc.errors)
+        return outcome
+    outcome.record = current
+    return outcome
+
+
+# --- bulk import -----------------------------------------------------------------------------
+
+MAX_BULK_SESSIONS = 500
+BULK_CONCURRENCY = 4
+
+
+async def create_sessions(
+    info: Info, items: list[dict[str, Any] | list[Problem]]
+) -> list[Outcome[GuidebookSessionRecord]]:
+    """Many creates, a few at a time, one outcome per item in order. Every item has an
+    importId (the client's, or one derived from the item and its place in the call), and
+    the guides' sessions are read first, so a retried call creates nothing twice."""
+    authorize(info)
+    for index, item in enumerate(items):
+        if isinstance(item, dict) and not item.get("import_id"):
+            item["import_id"] = _derived_import_id(item, index)
+    guides = {item["guide"] for item in items if isinstance(item, dict)}
+    existing = {guide: await _import_ids(info, guide) for guide in sorted(guides)}
+    gate = asyncio.Semaphore(BULK_CONCURRENCY)
+
+    async def one(item: dict[str, Any] | list[Problem]) -> Outcome[GuidebookSessionRecord]:
+        if not isinstance(item, dict):
+            return Outcome(problems=item)
+        found = existing.get(item["guide"], {}).get(item["import_id"])
+        if found is not None:
+            return Outcome(record=found)
+        async with gate:
+            try:
+                return await create_session(info, item, reuse=False)
+            except UpstreamError as exc:
+                # One item's failure is its own: the others still land and are reported.
+                problem = Problem(None, exc.message, exc.code)
+                return Outcome(problems=[problem])
+
+    return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+def _derived_import_id(item: Mapping[str, Any], index: int) -> str:
+    canonical = repr(sorted((k, str(v)) for k, v in item.items() if k != "import_id"))
+    digest = hashlib.sha256(f"{index}\n{canonical}".encode()).hexdigest()[:24]
+    return f"sessiongraph-bulk-{digest}"
+
+
+async def _import_ids(info: Info, guide_id: int) -> dict[str, GuidebookSessionRecord]:
+    try:
+        return await read.provider(info).sessions_by_import_id(guide_id)
+    except NotFound:
+        return {}
 
 
 @functools.cache

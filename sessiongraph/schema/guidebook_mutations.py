@@ -9,11 +9,12 @@ from typing import Any, ClassVar, Self, TypeVar
 
 import strawberry
 from strawberry import UNSET
+from strawberry.file_uploads import Upload
 
 from ..errors import BadUserInput
 from ..resolvers import guidebook_writes as write
 from .context import Info
-from .guidebook import Guide, GuidebookSession, ScheduleTrack
+from .guidebook import Guide, GuidebookSession, Location, ScheduleTrack
 from .ids import encode_id, input_key
 
 __all__ = ["GuidebookMutation", "UserError"]
@@ -52,6 +53,14 @@ _REFERENCES = {
     "location_ids": "Location",
 }
 ID_DESCRIPTION = "The Guidebook integer or the object's global `id`."
+# Input fields that are not upstream fields: the object's id, and the image (sent apart).
+_NOT_SENT = frozenset({"id", "image", "remove_image"})
+IMAGE = (
+    "A PNG or JPEG (checked by its content) of at most MAX_UPLOAD_BYTES, sent as a GraphQL "
+    "multipart request; Guidebook's ideal session image is 640x240. It is uploaded after the "
+    "session's other fields: if that fails, the session is kept and a userError on `image` "
+    "says so (nothing is resent)."
+)
 
 
 class _BadIds(Exception):
@@ -66,8 +75,11 @@ def _upstream_values(data: object, *, keep_nulls: bool) -> dict[str, Any]:
     problems: list[write.Problem] = []
     for f in dataclasses.fields(data):  # type: ignore[arg-type]
         value = getattr(data, f.name)
-        if f.name == "id" or value is UNSET or (value is None and not keep_nulls):
+        if f.name in _NOT_SENT or value is UNSET or (value is None and not keep_nulls):
             continue
+        if dataclasses.is_dataclass(value):
+            # A nested input (an address): its given fields, as the upstream's JSON object.
+            value = {k: v for k, v in vars(value).items() if v is not UNSET and v is not None}
         if f.name in _REFERENCES and value is not None:
             try:
                 value = _keys(value, _REFERENCES[f.name])
@@ -98,7 +110,11 @@ def _own_key(value: strawberry.ID, type_name: str) -> int:
 class UserError:
     field: str | None = strawberry.field(description="The input field, e.g. endTime; null: all.")
     message: str
-    code: str = strawberry.field(description="BAD_USER_INPUT or NOT_FOUND.")
+    code: str = strawberry.field(
+        description="BAD_USER_INPUT or NOT_FOUND; RATE_LIMITED for a limit that refused the "
+        "write; for an upstream failure of one item of a bulk create or of an image upload, "
+        "the error code (e.g. UPSTREAM_UNAVAILABLE)."
+    )
 
 
 @strawberry.input
@@ -132,6 +148,7 @@ class CreateSessionInput:
     registration_end_date: datetime | None = strawberry.field(
         default=None, description="Needs requireLogin; not before registrationStartDate."
     )
+    image: Upload | None = strawberry.field(default=None, description=IMAGE)
 
 
 @strawberry.input(description="Only the fields given are changed; null clears a field.")
@@ -153,6 +170,10 @@ class UpdateSessionInput:
     waitlist: bool | None = UNSET
     registration_start_date: datetime | None = UNSET
     registration_end_date: datetime | None = UNSET
+    image: Upload | None = strawberry.field(default=UNSET, description=IMAGE)
+    remove_image: bool | None = strawberry.field(
+        default=UNSET, description="True removes the session's image."
+    )
 
 
 @strawberry.input
@@ -197,6 +218,60 @@ class UpdateGuideInput:
     )
 
 
+@strawberry.input(description="A postal address; the Main Venue is geocoded from it.")
+class AddressInput:
+    address: str | None = None
+    street: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zipcode: str | None = None
+    country: str | None = None
+
+
+LOCATION_TYPE = "1 Main Venue (one per guide), 2 plain location, 3 Google Maps location."
+COORDINATE = "Degrees; required for a Google Maps location (locationType 3)."
+
+
+@strawberry.input
+class CreateLocationInput:
+    guide_id: strawberry.ID = strawberry.field(description=ID_DESCRIPTION)
+    name: str
+    location_type: int = strawberry.field(description=LOCATION_TYPE)
+    latitude: float | None = strawberry.field(default=None, description=COORDINATE)
+    longitude: float | None = strawberry.field(default=None, description=COORDINATE)
+    address: AddressInput | None = None
+    import_id: str | None = strawberry.field(default=None, description=IMPORT_ID)
+
+
+@strawberry.input(description="Only the fields given are changed; null clears a field.")
+class UpdateLocationInput:
+    id: strawberry.ID = strawberry.field(description=ID_DESCRIPTION)
+    name: str | None = UNSET
+    location_type: int | None = strawberry.field(default=UNSET, description=LOCATION_TYPE)
+    latitude: float | None = strawberry.field(default=UNSET, description=COORDINATE)
+    longitude: float | None = strawberry.field(default=UNSET, description=COORDINATE)
+    address: AddressInput | None = UNSET
+    import_id: str | None = UNSET
+
+
+@strawberry.input
+class DeleteLocationInput:
+    id: strawberry.ID = strawberry.field(description=ID_DESCRIPTION)
+
+
+@strawberry.input
+class PublishGuideInput:
+    guide_id: strawberry.ID = strawberry.field(description=ID_DESCRIPTION)
+
+
+@strawberry.input
+class CreateSessionsInput:
+    sessions: list[CreateSessionInput] = strawberry.field(
+        description=f"At most {write.MAX_BULK_SESSIONS} sessions, created "
+        f"{write.BULK_CONCURRENCY} at a time."
+    )
+
+
 class _Payload:
     """Every payload is filled the same way from its write's outcome (also one refused before
     sending): the changed object, `userErrors`, `sanitized` or the deleted ids if it has them."""
@@ -212,6 +287,8 @@ class _Payload:
                 values[f.name] = outcome.sanitized
             elif f.name == "deleted_id":
                 values[f.name] = outcome.deleted_id
+            elif f.name == "retry_after":
+                values[f.name] = outcome.retry_after
             elif f.name == "deleted_node_id":
                 deleted = outcome.deleted_id
                 values[f.name] = None if deleted is None else encode_id(cls.node.__name__, deleted)
@@ -279,6 +356,45 @@ class UpdateGuidePayload(_Payload):
     sanitized: bool = strawberry.field(description=SANITIZED)
 
 
+@strawberry.type
+class CreateLocationPayload(_Payload):
+    node = Location
+    location: Location | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class UpdateLocationPayload(_Payload):
+    node = Location
+    location: Location | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class DeleteLocationPayload(_Payload):
+    node = Location
+    deleted_id: int | None = strawberry.field(description=DELETED_ID)
+    deleted_node_id: strawberry.ID | None = strawberry.field(description=DELETED_NODE_ID)
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class PublishGuidePayload(_Payload):
+    node = Guide
+    guide: Guide | None = strawberry.field(description="The guide, when publishing was queued.")
+    retry_after: float | None = strawberry.field(
+        description="Seconds to wait before publishing again, when the limit refused it."
+    )
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class CreateSessionsPayload:
+    results: list[CreateSessionPayload] = strawberry.field(
+        description="One result per input session, in the order given."
+    )
+
+
 def _refused(problems: list[write.Problem]) -> list[UserError]:
     return [UserError(field=p.field, message=p.message, code=p.code) for p in problems]
 
@@ -310,7 +426,9 @@ class GuidebookMutation:
         return await _mutate(
             info,
             CreateSessionPayload,
-            lambda: write.create_session(info, _upstream_values(input, keep_nulls=False)),
+            lambda: write.create_session(
+                info, _upstream_values(input, keep_nulls=False), _image(input.image)
+            ),
         )
 
     @strawberry.mutation(
@@ -326,6 +444,8 @@ class GuidebookMutation:
                 info,
                 _own_key(input.id, "GuidebookSession"),
                 _upstream_values(input, keep_nulls=True),
+                _image(input.image),
+                remove_image=input.remove_image is True,
             ),
         )
 
@@ -389,3 +509,88 @@ class GuidebookMutation:
                 info, _own_key(input.id, "Guide"), _upstream_values(input, keep_nulls=True)
             ),
         )
+
+    @strawberry.mutation(description="Create a location." + CREATE_OUTCOME + AUTH)
+    async def create_location(
+        self, info: Info, input: CreateLocationInput
+    ) -> CreateLocationPayload | None:
+        return await _mutate(
+            info,
+            CreateLocationPayload,
+            lambda: write.create_location(info, _upstream_values(input, keep_nulls=False)),
+        )
+
+    @strawberry.mutation(
+        description="Change the given fields of a location." + UNKNOWN_OUTCOME + AUTH
+    )
+    async def update_location(
+        self, info: Info, input: UpdateLocationInput
+    ) -> UpdateLocationPayload | None:
+        return await _mutate(
+            info,
+            UpdateLocationPayload,
+            lambda: write.update_location(
+                info, _own_key(input.id, "Location"), _upstream_values(input, keep_nulls=True)
+            ),
+        )
+
+    @strawberry.mutation(
+        description="Delete a location (its sessions lose it)." + UNKNOWN_OUTCOME + AUTH
+    )
+    async def delete_location(
+        self, info: Info, input: DeleteLocationInput
+    ) -> DeleteLocationPayload | None:
+        return await _mutate(
+            info,
+            DeleteLocationPayload,
+            lambda: write.delete_location(info, _own_key(input.id, "Location")),
+        )
+
+    @strawberry.mutation(
+        description="Publish a guide's changes to its app (Guidebook queues it). Guidebook "
+        f"allows {write.PUBLISHES_PER_MINUTE} a minute per guide: a third is refused here "
+        "with a RATE_LIMITED userError and `retryAfter`." + UNKNOWN_OUTCOME + AUTH
+    )
+    async def publish_guide(
+        self, info: Info, input: PublishGuideInput
+    ) -> PublishGuidePayload | None:
+        return await _mutate(
+            info,
+            PublishGuidePayload,
+            lambda: write.publish_guide(info, _own_key(input.guide_id, "Guide")),
+        )
+
+    @strawberry.mutation(
+        description="Create many sessions (a schedule import): one result per input, in "
+        "order; some may fail while the others are created. Each session is idempotent by "
+        "its importId (one is derived from the session and its place when absent), so "
+        "sending the same call again creates nothing twice." + AUTH
+    )
+    async def create_sessions(
+        self, info: Info, input: CreateSessionsInput
+    ) -> CreateSessionsPayload | None:
+        write.authorize(info)
+        if len(input.sessions) > write.MAX_BULK_SESSIONS:
+            raise BadUserInput(
+                f"createSessions takes at most {write.MAX_BULK_SESSIONS} sessions a call; "
+                f"split the {len(input.sessions)} given",
+                field="sessions",
+            )
+        items: list[dict[str, Any] | list[write.Problem]] = []
+        for session in input.sessions:
+            if session.image is not None:
+                items.append([write.Problem("image", "createSessions takes no images")])
+                continue
+            try:
+                items.append(_upstream_values(session, keep_nulls=False))
+            except _BadIds as bad:
+                items.append(bad.problems)
+        outcomes = await write.create_sessions(info, items)
+        return CreateSessionsPayload(results=[CreateSessionPayload.of(o) for o in outcomes])
+
+
+def _image(upload: Any) -> write.Image | None:
+    """An uploaded file (a Starlette UploadFile) as the write takes it."""
+    if upload is None or upload is UNSET:
+        return None
+    return write.Image(file=upload.file, size=getattr(upload, "size", None))
