@@ -146,7 +146,7 @@ class GraphQLView(GraphQL[Context, None]):
         except SessionGraphError as exc:
             facts.outcome = "rejected"
             return _persisted_refusal(exc, media_type)
-        if scope["method"] == "POST":
+        if scope["method"] == "POST" and not _multipart(scope):
             receive = _replay(body)
         key: str | None = None
         if self.results.enabled and _replayable(scope):
@@ -167,7 +167,11 @@ class GraphQLView(GraphQL[Context, None]):
         invalidations = self.providers.cache.invalidations
         try:
             with tracing.span("graphql", **{"http.request.method": scope["method"]}) as current:
-                response = await self.run(Request(scope=scope, receive=receive))
+                request = Request(scope=scope, receive=receive)
+                try:
+                    response = await self.run(request)
+                finally:
+                    await request.close()  # the uploaded files a multipart form spooled
                 if current is not None:
                     current.set_attribute("graphql.operation.name", facts.operation or "")
                     current.set_attribute("graphql.outcome", facts.outcome)
