@@ -72,14 +72,16 @@ def test_locations_are_created_changed_and_deleted(gateway: Gateway) -> None:
     )["createLocation"]
     assert created["userErrors"] == []
     place = created["location"]
-    assert place["name"] == "Rooftop Terrace" and place["address"]["city"] == "Portland"
+    assert place["name"] == "Rooftop Terrace"
+    assert place["address"]["city"] == "Portland"
     assert location_names(gateway, CDC) == sorted([*before, "Rooftop Terrace"])
     changed = data(
         gateway.query(
             UPDATE_LOCATION, {"input": {"id": place["guidebookId"], "name": "Roof"}}, **BEARER
         )
     )["updateLocation"]
-    assert changed["location"]["name"] == "Roof" and changed["location"]["latitude"] == 45.52
+    assert changed["location"]["name"] == "Roof"
+    assert changed["location"]["latitude"] == 45.52
     deleted = data(gateway.query(DELETE_LOCATION, {"id": place["guidebookId"]}, **BEARER))
     assert deleted["deleteLocation"]["deletedId"] == place["guidebookId"]
     assert location_names(gateway, CDC) == before
@@ -120,7 +122,8 @@ def test_a_second_main_venue_is_refused_but_the_venue_may_change(gateway: Gatewa
             **BEARER,
         )
     )["updateLocation"]
-    assert renamed["userErrors"] == [] and renamed["location"]["locationType"] == 1
+    assert renamed["userErrors"] == []
+    assert renamed["location"]["locationType"] == 1
     other = next(v for v in venues if v["locationType"] != 1)
     promoted = data(
         gateway.query(
@@ -145,12 +148,14 @@ mutation ($guide: ID!) {
 def test_publishing_honours_two_a_minute(gateway: Gateway, sandbox: Sandbox) -> None:
     for _ in range(2):
         done = data(gateway.query(PUBLISH, {"guide": MDS}, **BEARER))["publishGuide"]
-        assert done["userErrors"] == [] and done["guide"]["guidebookId"] == MDS
+        assert done["userErrors"] == []
+        assert done["guide"]["guidebookId"] == MDS
     posts = writes(sandbox, "POST")
     third = data(gateway.query(PUBLISH, {"guide": MDS}, **BEARER))["publishGuide"]
     assert third["guide"] is None
     (error,) = third["userErrors"]
-    assert error["code"] == "RATE_LIMITED" and "retry in" in error["message"]
+    assert error["code"] == "RATE_LIMITED"
+    assert "retry in" in error["message"]
     assert 0 < third["retryAfter"] <= 60
     assert writes(sandbox, "POST") == posts  # refused here, not by Guidebook
     published = httpx.get(sandbox.root("guidebook") + "/__sandbox/guidebook/publishes").json()
@@ -214,7 +219,8 @@ def test_bulk_items_fail_alone_and_keep_their_place(gateway: Gateway) -> None:
     items[1] = items[1] | {"endTime": "2027-01-01T00:00:00Z"}  # ends before it starts
     results = data(gateway.query(BULK, {"sessions": items}, **BEARER))["createSessions"]["results"]
     assert results[0]["session"]["name"] == "Keep 0"
-    assert results[1]["session"] is None and results[1]["userErrors"][0]["field"] == "endTime"
+    assert results[1]["session"] is None
+    assert results[1]["userErrors"][0]["field"] == "endTime"
     assert results[2]["session"]["name"] == "Keep 2"
 
 
@@ -299,12 +305,15 @@ def test_an_image_is_uploaded_replaced_and_removed(gateway: Gateway, sandbox: Sa
     assert first.status_code == 200, first.text
     session = data(first.json())["updateSession"]["session"]
     url = session["image"]
-    assert url and url.startswith("http")
+    assert url
+    assert url.startswith("http")
     served = httpx.get(url)
-    assert served.status_code == 200 and served.content == png()
+    assert served.status_code == 200
+    assert served.content == png()
     second = upload(gateway, UPDATE_IMAGE, {"id": SESSION}, JPEG, "photo.jpg")
     replaced = data(second.json())["updateSession"]["session"]["image"]
-    assert replaced and replaced != url
+    assert replaced
+    assert replaced != url
     assert httpx.get(replaced).content == JPEG
     removed = data(gateway.query(UPDATE_IMAGE, {"id": SESSION, "remove": True}, **BEARER))
     assert removed["updateSession"]["session"]["image"] is None
