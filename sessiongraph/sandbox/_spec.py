@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
-__all__ = ["EmulatorSpec"]
+__all__ = ["Companion", "EmulatorSpec", "Service"]
+
+
+@dataclass(frozen=True)
+class Service:
+    """What a companion server reports once it listens."""
+
+    # Named URLs, shown beside the emulators' base URLs (e.g. {"openf1_mqtt": "mqtt://..."}).
+    urls: dict[str, str]
+    # More gateway settings (without the SESSIONGRAPH_ prefix).
+    env: dict[str, str] = field(default_factory=dict)
+
+
+# Starts a server beside an emulator: called with the emulator's app (already serving) and the
+# host to listen on; entered once the emulator listens, exited before it stops.
+Companion = Callable[[web.Application, str], AbstractAsyncContextManager[Service]]
 
 
 @dataclass(frozen=True)
@@ -20,3 +36,5 @@ class EmulatorSpec:
     base_path: str
     # Gateway settings (without the SESSIONGRAPH_ prefix) pointing at an emulator served at `root`.
     gateway_env: Callable[[str], dict[str, str]]
+    # Other servers that live and die with this emulator, e.g. OpenF1's MQTT broker.
+    companions: tuple[Companion, ...] = ()

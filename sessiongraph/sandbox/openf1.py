@@ -1,6 +1,15 @@
 """Emulator of api.openf1.org: the open-source query server's filter semantics plus production's
 404s, 422s, live-session gate and proxy errors, serving the stored rows under `data/openf1/` and
-synthetic `car_data` and `location` rows made from the stored laps (`openf1_telemetry`)."""
+synthetic `car_data` and `location` rows made from the stored laps (`openf1_telemetry`).
+
+Besides the API and the shared control plane (`_control`), it serves:
+- `POST /__sandbox/openf1/live {"active": bool}`: the live-session gate by hand;
+- `POST /__sandbox/openf1/rows {"collection", "rows"}`: synthetic meetings and sessions;
+- `POST /__sandbox/replay {"session_key", "speed", "from_seconds"}`, `GET`, `DELETE`: a live
+  replay of one recorded session (`openf1_replay` says what appears when);
+- `GET|POST /__sandbox/replay/broker {"running": bool}`: the MQTT broker beside it
+  (`mqtt_broker`), which the sandbox runner starts with the emulator (`mqtt_service`).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +17,16 @@ import asyncio
 import csv
 import html
 import io
+import itertools
 import operator
 import re
 import secrets
 import threading
 import traceback
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
@@ -29,10 +40,21 @@ from aiohttp import web
 from dateutil.parser import parse as parse_date
 
 from . import openf1_telemetry as telemetry
-from ._control import SandboxControl
-from ._spec import EmulatorSpec
+from ._control import CONTROL_PREFIX, SandboxControl
+from ._spec import EmulatorSpec, Service
+from .mqtt_broker import OpenF1Broker
+from .openf1_replay import NEVER, Replay, ReplayRequest, Timeline, Version, build_timeline
 
-__all__ = ["CONTROL_KEY", "SPEC", "STATE_KEY", "OpenF1State", "create_app"]
+__all__ = [
+    "CONTROL_KEY",
+    "SPEC",
+    "STATE_KEY",
+    "OpenF1State",
+    "account_env",
+    "create_app",
+    "mqtt_service",
+    "start_replay",
+]
 
 DATA_DIR: Final = Path(__file__).resolve().parent / "data" / "openf1"
 # Mongo stores these as BSON dates; everything else is compared as the JSON value it is.
@@ -122,6 +144,8 @@ class Collection:
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         parsed = [{k: _stored_value(k, v) for k, v in row.items()} for row in rows]
         order = sorted(range(len(rows)), key=lambda i: _sort_key(parsed[i]))
+        # Where each row came from in `rows`.
+        self.order = order
         self.rows = [rows[i] for i in order]
         self.values = [parsed[i] for i in order]
         self.bodies = [orjson.dumps(row) for row in self.rows]
@@ -204,6 +228,11 @@ class TelemetryBlock:
 
     def record(self, position: int) -> dict[str, Any]:
         return self.trace.record(position)
+
+    def until(self, positions: list[int], now: float) -> list[int]:
+        """The positions (ascending) of samples dated at or before `now` (POSIX seconds)."""
+        cut = bisect_right(self.trace.dates_ms, now * 1000)
+        return positions[: bisect_left(positions, cut)]
 
     def encode(self, positions: list[int]) -> bytes:
         if not positions:
@@ -301,6 +330,53 @@ def build_dataset(collections: dict[str, Collection]) -> Dataset:
         session_starts=[values["date_start"] for values in live],
         session_keys=[(values.get("session_key"), values.get("meeting_key")) for values in live],
     )
+
+
+class ReplayView:
+    """One collection during a replay: the other sessions' rows as stored, plus every version of
+    the replayed session's rows with when it appears and which row (`_key`) it is a version of.
+
+    Filters run over all of them; `visible` then drops the versions the clock has not reached
+    and keeps the newest of each row, as OpenF1 groups its versions by `_key`."""
+
+    def __init__(self, base: Collection | None, session_key: int, versions: list[Version]) -> None:
+        others = (
+            [
+                row
+                for row, values in zip(base.rows, base.values, strict=True)
+                if values.get("session_key") != session_key
+            ]
+            if base
+            else []
+        )
+        self.collection = Collection(others + [version.record for version in versions])
+        at = [NEVER] * len(others) + [version.at for version in versions]
+        seq = [-1] * len(others) + [version.seq for version in versions]
+        keys: list[str | None] = [None] * len(others)
+        keys += [version.key for version in versions]
+        order = self.collection.order
+        self.at = [at[i] for i in order]
+        self.seq = [seq[i] for i in order]
+        self.keys = [keys[i] for i in order]
+
+    def visible(self, positions: list[int], now: float) -> list[int]:
+        at, keys, seq = self.at, self.keys, self.seq
+        kept: list[int] = []
+        newest: dict[str, int] = {}
+        for position in positions:
+            if at[position] > now:
+                continue
+            key = keys[position]
+            if key is None:
+                kept.append(position)
+                continue
+            found = newest.get(key)
+            if found is None or seq[position] > seq[found]:
+                newest[key] = position
+        if newest:
+            kept.extend(newest.values())
+            kept.sort()
+        return kept
 
 
 # ---------------------------------------------------------------------------------------------
@@ -568,9 +644,32 @@ class OpenF1State:
     live: bool = False
     tokens: dict[str, datetime] = field(default_factory=dict)
     telemetry: TelemetryCache = field(default_factory=TelemetryCache)
+    # The MQTT broker beside the emulator, when one runs (see `mqtt_service`).
+    broker: OpenF1Broker | None = None
+    # The replay running, and the collections it serves through its clock.
+    replaying: tuple[Replay, dict[str, ReplayView]] | None = None
+    # One `_id` counter for every message this emulator publishes, across replays.
+    message_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _prepared: OrderedDict[int, tuple[Dataset, Timeline, dict[str, ReplayView]]] = field(
+        default_factory=OrderedDict
+    )
+    _replay_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def replay(self) -> Replay | None:
+        return self.replaying[0] if self.replaying else None
+
+    def gated(self) -> bool:
+        """Whether anonymous clients get the live-session 401: by hand, or in a replay's window."""
+        replay = self.replay
+        return self.live or (replay is not None and replay.in_live_window())
 
     def latest(self) -> tuple[Any, Any]:
-        """(session_key, meeting_key) of the last non-cancelled session started by now + 60 s."""
+        """(session_key, meeting_key) of the last non-cancelled session started by now + 60 s,
+        or of the session a replay plays."""
+        replay = self.replay
+        if replay is not None:
+            return replay.session_key, replay.timeline.meeting_key
         horizon = self.clock() + timedelta(seconds=60)
         position = bisect_right(self.dataset.session_starts, horizon)
         if position == 0:
@@ -579,8 +678,108 @@ class OpenF1State:
 
     def authorized(self, request: web.Request) -> bool:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        expiry = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        return scheme.lower() == "bearer" and self.valid_token(token.strip())
+
+    def valid_token(self, token: str | None) -> bool:
+        expiry = self.tokens.get(token) if token else None
         return expiry is not None and self.clock() < expiry
+
+    def mqtt_account(self, username: str | None, password: str | None) -> str | None:
+        """The broker's gate: any username, a valid token as password; the account it is of."""
+        del username  # OpenF1 accepts any
+        return self.username if self.valid_token(password) else None
+
+    # --- replay ---
+
+    def sessions_by_key(self) -> dict[int, dict[str, Any]]:
+        sessions = self.dataset.collections.get("sessions")
+        return {
+            values["session_key"]: values
+            for values in (sessions.values if sessions else [])
+            if type(values.get("session_key")) is int
+        }
+
+    async def start_replay(self, request: ReplayRequest) -> Replay:
+        """Ends any replay and starts `request`'s; its clock starts once its rows are ready."""
+        async with self._replay_lock:
+            timeline, views = await asyncio.to_thread(self._prepare, request.session_key)
+            self.end_replay()
+            replay = Replay(
+                timeline,
+                request.speed,
+                request.from_seconds,
+                publish=self._publish,
+                next_id=lambda: next(self.message_ids),
+            )
+            self.replaying = (replay, views)
+            replay.start()
+            return replay
+
+    def end_replay(self) -> None:
+        replaying, self.replaying = self.replaying, None
+        if replaying is not None:
+            replaying[0].stop()
+
+    def replay_status(self) -> dict[str, Any]:
+        replay = self.replay
+        status: dict[str, Any]
+        if replay is None:
+            status = dict.fromkeys(
+                (
+                    "session_key",
+                    "meeting_key",
+                    "speed",
+                    "from_seconds",
+                    "clock",
+                    "live",
+                    "finished",
+                    "published",
+                    "dropped",
+                )
+            )
+        else:
+            status = replay.status()
+        status["broker"] = self.broker_status()
+        return status
+
+    def broker_status(self) -> dict[str, Any]:
+        if self.broker is None:
+            return {
+                "running": False,
+                "url": None,
+                "ws_url": None,
+                "connections": 0,
+                "max_connections_per_user": None,
+                "refused": 0,
+            }
+        return self.broker.status()
+
+    def _prepare(self, session_key: int) -> tuple[Timeline, dict[str, ReplayView]]:
+        """The timeline and views of a session, kept for the few sessions replayed last."""
+        found = self._prepared.get(session_key)
+        if found is not None and found[0] is self.dataset:
+            self._prepared.move_to_end(session_key)
+            return found[1], found[2]
+        dataset = self.dataset
+        session = self.sessions_by_key()[session_key]
+        collections = {
+            name: collection
+            for name, collection in dataset.collections.items()
+            if name not in telemetry.COLLECTIONS
+        }
+        timeline = build_timeline(collections, session)
+        views = {
+            name: ReplayView(collections.get(name), session_key, versions)
+            for name, versions in timeline.versions.items()
+        }
+        self._prepared[session_key] = (dataset, timeline, views)
+        while len(self._prepared) > 4:
+            self._prepared.popitem(last=False)
+        return timeline, views
+
+    async def _publish(self, topic: str, payload: bytes) -> bool:
+        broker = self.broker
+        return broker is not None and await broker.publish(topic, payload)
 
     original: Dataset | None = None
 
@@ -608,6 +807,7 @@ class OpenF1State:
         return len(rows)
 
     def answer(self, path: str, raw_query: str) -> web.Response:
+        replaying = self.replaying
         pairs = parse_qsl(raw_query, keep_blank_values=True)
         if not path and not pairs:
             return web.Response(text="Welcome to OpenF1!")
@@ -621,15 +821,27 @@ class OpenF1State:
             by_field.setdefault(param.name, []).append(param)
         use_csv = "csv" in by_field and bool(by_field.pop("csv")[0].value)
         collection: Rows
+        view: ReplayView | None = None
+        block: TelemetryBlock | None = None
         if name in telemetry.COLLECTIONS:
-            block = self._telemetry_block(name, by_field)
-            if isinstance(block, web.Response):
-                return block
+            found = self._telemetry_block(name, by_field)
+            if isinstance(found, web.Response):
+                return found
+            block = found
             collection = block or Collection([])
+        elif replaying is not None and name in replaying[1]:
+            view = replaying[1][name]
+            collection = view.collection
         else:
             collection = self.dataset.collections.get(name) or Collection([])
         filters = [FieldFilter.build(key, group) for key, group in by_field.items()]
         positions = select(collection, filters)
+        if replaying is not None:
+            replay = replaying[0]
+            if view is not None:
+                positions = view.visible(positions, replay.now())
+            elif block is not None and block.trace.session_key == replay.session_key:
+                positions = block.until(positions, replay.now())
         if use_csv:
             return _csv_response(collection, positions, f"{name}.csv")
         if not positions:
@@ -684,7 +896,7 @@ CONTROL_KEY: Final = web.AppKey("openf1_control", SandboxControl)
 
 async def _api(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    if state.live and not state.authorized(request):
+    if state.gated() and not state.authorized(request):
         return _json({"detail": LIVE_DETAIL}, 401)
     path, query = request.match_info["path"], request.rel_url.raw_query_string
     try:
@@ -740,6 +952,70 @@ async def _get_live(request: web.Request) -> web.Response:
     return _json({"active": request.app[STATE_KEY].live})
 
 
+async def _get_replay(request: web.Request) -> web.Response:
+    return _json(request.app[STATE_KEY].replay_status())
+
+
+async def _post_replay(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    try:
+        payload = await request.json()
+    except ValueError:
+        return _json({"error": "the body must be JSON"}, 400)
+    try:
+        replay = ReplayRequest.from_json(payload, state.sessions_by_key())
+    except ValueError as exc:
+        return _json({"error": str(exc)}, 400)
+    await state.start_replay(replay)
+    return _json(state.replay_status())
+
+
+async def _delete_replay(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    state.end_replay()
+    return _json(state.replay_status())
+
+
+async def _get_broker(request: web.Request) -> web.Response:
+    return _json(request.app[STATE_KEY].broker_status())
+
+
+async def _set_broker(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    try:
+        payload = await request.json()
+    except ValueError:
+        payload = None
+    running = payload.get("running") if isinstance(payload, dict) else None
+    if not isinstance(running, bool) or set(payload) != {"running"}:
+        return _json({"error": 'expected JSON {"running": true|false}'}, 400)
+    broker = state.broker
+    if broker is None:
+        return _json({"error": "no MQTT broker runs beside this emulator"}, 409)
+    try:
+        await (broker.start() if running else broker.stop())
+    except Exception as exc:  # e.g. its port was taken while it was down
+        return _json({"error": f"the broker did not {'start' if running else 'stop'}: {exc}"}, 500)
+    return _json(state.broker_status())
+
+
+@web.middleware
+async def _restart_broker_on_reset(
+    request: web.Request, handler: Callable[[web.Request], Any]
+) -> web.StreamResponse:
+    """`POST /__sandbox/reset` also brings a stopped broker back (the replay ends by a hook)."""
+    response: web.StreamResponse = await handler(request)
+    if request.method == "POST" and request.path == CONTROL_PREFIX + "reset":
+        broker = request.app[STATE_KEY].broker
+        if broker is not None and not broker.running:
+            await broker.start()
+    return response
+
+
+async def _end_replay_on_cleanup(app: web.Application) -> None:
+    app[STATE_KEY].end_replay()
+
+
 def create_app(
     *,
     username: str = "sandbox",
@@ -753,10 +1029,18 @@ def create_app(
     state = OpenF1State(load_dataset(data_dir), clock, username, password)
     control = SandboxControl(fault_responder=fault_response)
     control.reset_hooks.append(state.end_live)
+    control.reset_hooks.append(state.end_replay)
     control.reset_hooks.append(state.restore)
     app[STATE_KEY] = state
     app[CONTROL_KEY] = control
     control.install(app)
+    app.middlewares.append(_restart_broker_on_reset)
+    app.on_cleanup.append(_end_replay_on_cleanup)
+    app.router.add_get(CONTROL_PREFIX + "replay", _get_replay)
+    app.router.add_post(CONTROL_PREFIX + "replay", _post_replay)
+    app.router.add_delete(CONTROL_PREFIX + "replay", _delete_replay)
+    app.router.add_get(CONTROL_PREFIX + "replay/broker", _get_broker)
+    app.router.add_post(CONTROL_PREFIX + "replay/broker", _set_broker)
     app.router.add_post("/__sandbox/openf1/live", _set_live)
     app.router.add_get("/__sandbox/openf1/live", _get_live)
     app.router.add_post("/__sandbox/openf1/rows", _set_rows)
@@ -764,6 +1048,40 @@ def create_app(
     app.router.add_route("GET", "/{path:.*}", _api)
     app.router.add_route("POST", "/{path:.*}", _api)
     return app
+
+
+async def start_replay(
+    app: web.Application, session_key: int, speed: float = 1.0, from_seconds: float = 0.0
+) -> None:
+    """Start a replay on an emulator app, as `POST /__sandbox/replay` does; ValueError says why
+    it cannot."""
+    state = app[STATE_KEY]
+    payload = {"session_key": session_key, "speed": speed, "from_seconds": from_seconds}
+    await state.start_replay(ReplayRequest.from_json(payload, state.sessions_by_key()))
+
+
+def account_env(app: web.Application) -> dict[str, str]:
+    """Gateway settings for the emulator's one account (what a replay's live window needs)."""
+    state = app[STATE_KEY]
+    return {"OPENF1_USERNAME": state.username, "OPENF1_PASSWORD": state.password}
+
+
+@asynccontextmanager
+async def mqtt_service(app: web.Application, host: str) -> AsyncIterator[Service]:
+    """The MQTT broker beside the emulator `app`, on free ports of `host`, while entered."""
+    state = app[STATE_KEY]
+    broker = OpenF1Broker(state.mqtt_account, host)
+    await broker.start()
+    state.broker = broker
+    urls = {"openf1_mqtt": str(broker.url)}
+    if broker.ws_url is not None:
+        urls["openf1_mqtt_ws"] = broker.ws_url
+    try:
+        yield Service(urls=urls, env={"OPENF1_MQTT_URL": str(broker.url)})
+    finally:
+        state.end_replay()
+        state.broker = None
+        await broker.stop()
 
 
 SPEC = EmulatorSpec(
@@ -775,4 +1093,5 @@ SPEC = EmulatorSpec(
         "OPENF1_RATE_PER_SECOND": "0",
         "OPENF1_RATE_PER_MINUTE": "0",
     },
+    companions=(mqtt_service,),
 )
