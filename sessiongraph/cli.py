@@ -36,6 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
+        "--replay",
+        type=_replay,
+        metavar="SESSION_KEY[@SPEED]",
+        help="with --sandbox: OpenF1 plays that session back as if live, SPEED times real "
+        "time (default 1), from its start",
+    )
+    serve.add_argument(
         "--workers",
         type=int,
         default=int(os.environ.get(ENV_PREFIX + "WORKERS", "1")),
@@ -51,11 +58,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     sandbox = commands.add_parser("sandbox", help="run only the emulators")
     sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--replay", type=_replay, metavar="SESSION_KEY[@SPEED]")
     return parser
 
 
+def _replay(text: str) -> str:
+    from .sandbox._runner import parse_replay
+
+    try:
+        parse_replay(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 @contextlib.contextmanager
-def _emulators(host: str) -> Iterator[dict[str, str]]:
+def _emulators(host: str, replay: str | None) -> Iterator[dict[str, str]]:
     """Runs the emulators in a child process; closing its stdin stops it, even if we crash."""
     child = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
         [
@@ -66,6 +84,7 @@ def _emulators(host: str) -> Iterator[dict[str, str]]:
             host,
             "--json",
             "--stop-on-stdin-eof",
+            *(("--replay", replay) if replay else ()),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -119,20 +138,29 @@ def _serve(args: argparse.Namespace) -> None:
 
     if args.workers < 1:
         raise SystemExit("sessiongraph: --workers must be at least 1")
+    if args.replay and not args.sandbox:
+        raise SystemExit("sessiongraph: --replay needs --sandbox (it replays in the emulator)")
     with contextlib.ExitStack() as stack:
         if args.sandbox:
             # Emulators stay on loopback whatever --host says: they are not for the network.
-            env = stack.enter_context(_emulators("127.0.0.1"))
+            env = stack.enter_context(_emulators("127.0.0.1", args.replay))
             for key, value in env.items():
                 os.environ[ENV_PREFIX + key] = value
             os.environ[ENV_PREFIX + "SANDBOX"] = "true"
-            token = secrets.token_urlsafe(24)
-            os.environ[ENV_PREFIX + "API_TOKEN_HASHES"] = hashlib.sha256(token.encode()).hexdigest()
+            # The user's tokens when set (a script or CI job knows its own); else a fresh one.
+            token = None
+            if not os.environ.get(ENV_PREFIX + "API_TOKEN_HASHES"):
+                token = secrets.token_urlsafe(24)
+                digest = hashlib.sha256(token.encode()).hexdigest()
+                os.environ[ENV_PREFIX + "API_TOKEN_HASHES"] = digest
             print("sessiongraph sandbox: emulators at", file=sys.stderr)
             for key, value in env.items():
                 if key.endswith("_URL"):
                     print(f"  {key[:-4].lower():<10} {value}", file=sys.stderr)
-            print(f"  mutation token (Authorization: Bearer …): {token}", file=sys.stderr)
+            if token is None:
+                print(f"  mutation tokens: those of {ENV_PREFIX}API_TOKEN_HASHES", file=sys.stderr)
+            else:
+                print(f"  mutation token (Authorization: Bearer …): {token}", file=sys.stderr)
         if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # Workers share one port, so /metrics on any of them must report all of them.
             metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sg-metrics-"))
@@ -164,9 +192,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         printer = subgraph_sdl if args.federation else client_sdl
         sys.stdout.write(printer(build_schema()) + "\n")
     elif args.command == "sandbox":
-        from .sandbox._runner import serve_forever
+        from .sandbox._runner import parse_replay, serve_forever
 
-        asyncio.run(serve_forever(args.host, as_json=False))
+        replay = parse_replay(args.replay) if args.replay else None
+        asyncio.run(serve_forever(args.host, as_json=False, replay=replay))
     else:
         _serve(args)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sessiongraph.auth import token_hash
 from sessiongraph.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,3 +166,54 @@ def test_bad_configuration_stops_serve_with_a_message(env: dict[str, str], messa
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_sandbox_keeps_the_users_token_and_replays() -> None:
+    """`serve --sandbox --replay 9839@60` with API_TOKEN_HASHES set: that token runs
+    mutations (none is generated or printed), and OpenF1's `latest` is the replayed race."""
+    port = free_port()
+    token = "ci-known-token"
+    env = {
+        **os.environ,
+        "SESSIONGRAPH_API_TOKEN_HASHES": token_hash(token),
+        "SESSIONGRAPH_LOG_FORMAT": "text",
+    }
+    command = ["serve", "--sandbox", "--port", str(port), "--replay", "9839@60"]
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "sessiongraph", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        mutation = (
+            'mutation { createScheduleTrack(input: {guideId: 58214, name: "CI"}) '
+            "{ scheduleTrack { name } userErrors { message } } }"
+        )
+        done = httpx.post(
+            url + "/graphql",
+            json={"query": mutation},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        ).json()
+        assert done["data"]["createScheduleTrack"]["scheduleTrack"]["name"] == "CI", done
+        latest = httpx.post(
+            url + "/graphql",
+            json={"query": "{ f1Session(latest: true) { sessionKey } }"},
+            timeout=30,
+        ).json()
+        assert latest["data"]["f1Session"]["sessionKey"] == 9839, latest
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    assert "mutation token (Authorization" not in output
+    assert "API_TOKEN_HASHES" in output
