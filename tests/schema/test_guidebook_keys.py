@@ -100,3 +100,31 @@ def test_writes_with_a_callers_key_need_no_gateway_token(gateway: Gateway) -> No
     assert only_error(refused)["extensions"]["code"] == "UPSTREAM_AUTH_FAILED"
     token = gateway.query(CREATE_TRACK, {"guide": guide}, Authorization=f"Bearer {MUTATION_TOKEN}")
     assert "errors" not in token, token
+
+
+SECOND_KEY = "sandbox-guidebook-key-second-account"
+SESSIONS = "query ($g: Int!) { guidebookSessions(guideId: $g) { edges { node { name } } } }"
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_callers_with_different_keys_never_see_each_others_guides(
+    make_gateway: Any, request: pytest.FixtureRequest, backend: str
+) -> None:
+    cache_url = "memory://" if backend == "memory" else request.getfixturevalue("redis_url")
+    # Two gateways on one cache: what one caller's answer stored, the other's must not find.
+    first, second = (make_gateway(cache_url=cache_url) for _ in range(2))
+    mine = guide_ids(first.query(GUIDES, **{"X-Guidebook-Api-Key": KEY}))
+    theirs = guide_ids(second.query(GUIDES, **{"X-Guidebook-Api-Key": SECOND_KEY}))
+    assert mine
+    assert theirs
+    assert not set(mine) & set(theirs)
+    for gateway in (first, second):
+        # Asked again (now from the caches), each key still gets only its own account's.
+        assert guide_ids(gateway.query(GUIDES, **{"X-Guidebook-Api-Key": KEY})) == mine
+        assert guide_ids(gateway.query(GUIDES, **{"X-Guidebook-Api-Key": SECOND_KEY})) == theirs
+    # One account's guide is not found through the other's key, though cached for the first.
+    own = second.query(SESSIONS, {"g": theirs[0]}, **{"X-Guidebook-Api-Key": SECOND_KEY})
+    assert own["data"]["guidebookSessions"]["edges"]
+    foreign = first.query(SESSIONS, {"g": theirs[0]}, **{"X-Guidebook-Api-Key": KEY})
+    assert foreign["data"]["guidebookSessions"] is None
+    assert foreign["errors"][0]["extensions"]["upstream"] == "guidebook"
