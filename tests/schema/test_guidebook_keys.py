@@ -127,4 +127,4 @@ def test_callers_with_different_keys_never_see_each_others_guides(
     assert own["data"]["guidebookSessions"]["edges"]
     foreign = first.query(SESSIONS, {"g": theirs[0]}, **{"X-Guidebook-Api-Key": KEY})
     assert foreign["data"]["guidebookSessions"] is None
-    assert foreign["errors"][0]["extensions"]["upstream"] == "guidebook"
+    assert foreign["errors"][0]["extensions"]["code"] == "NOT_FOUND"
