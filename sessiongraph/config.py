@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # `page_size` sent on Guidebook lists. Only documented for one endpoint (max 500), so the
     # provider still follows `next` and learns the real page size when the upstream caps it.
     guidebook_page_size: int = Field(default=100, ge=1, le=500)
+    # The security token Guidebook Builder shows for our webhook; without it (or empty)
+    # `/webhooks/guidebook` does not exist.
+    guidebook_webhook_token: SecretStr | None = None
 
     sqlrace_url: str | None = None
     sqlrace_api_path: str = "api"
@@ -156,6 +159,12 @@ class Settings(BaseSettings):
     sandbox: bool = False
 
     _split = field_validator("api_token_hashes", "cors_origins", mode="before")(_split_commas)
+
+    @field_validator("guidebook_webhook_token")
+    @classmethod
+    def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty token would accept an empty header: anyone could post.
+        return value if value is not None and value.get_secret_value() else None
 
     @field_validator("sqlrace_state_names", mode="before")
     @classmethod
