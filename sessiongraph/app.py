@@ -1,4 +1,5 @@
-"""The Starlette application: `/graphql`, `/healthz`, `/readyz`, and the upstream lifespan."""
+"""The Starlette application: `/graphql`, `/healthz`, `/readyz`, `/webhooks/guidebook`, and the
+upstream lifespan."""
 
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ from .providers.openf1_catalogue import Catalogue
 from .schema.build import build_schema
 from .schema.context import Context
 from .schema.errors import classify, coded
+from .webhooks import GUIDEBOOK_WEBHOOK_PATH, GuidebookWebhooks
 
 __all__ = ["create_app", "create_served_app"]
 
@@ -673,6 +675,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             methods=["GET"],
         ),
     ]
+    if settings.guidebook_webhook_token is not None:
+        # Without a token the path does not exist: the same 404 as any unknown path.
+        webhooks = GuidebookWebhooks(
+            settings.guidebook_webhook_token, providers.guidebook, providers.cache.backend
+        )
+        routes.append(Route(GUIDEBOOK_WEBHOOK_PATH, webhooks.endpoint, methods=["POST"]))
     if settings.graphiql:
         routes.append(assets_mount())
     app = Starlette(

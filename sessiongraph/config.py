@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # Whether a request may bring its own Guidebook key in X-Guidebook-Api-Key (then Guidebook
     # authorizes its writes, and its reads are cached for that key alone).
     guidebook_client_keys: Literal["off", "allow", "require"] = "allow"
+    # The security token Guidebook Builder shows for our webhook; without it (or empty)
+    # `/webhooks/guidebook` does not exist.
+    guidebook_webhook_token: SecretStr | None = None
 
     sqlrace_url: str | None = None
     sqlrace_api_path: str = "api"
@@ -161,6 +164,12 @@ class Settings(BaseSettings):
     sandbox: bool = False
 
     _split = field_validator("api_token_hashes", "cors_origins", mode="before")(_split_commas)
+
+    @field_validator("guidebook_webhook_token")
+    @classmethod
+    def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty token would accept an empty header: anyone could post.
+        return value if value is not None and value.get_secret_value() else None
 
     @field_validator("sqlrace_state_names", mode="before")
     @classmethod

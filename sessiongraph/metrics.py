@@ -1,4 +1,4 @@
-"""Prometheus metrics: GraphQL requests, upstream calls, cache events, batches, breakers.
+"""Prometheus metrics: GraphQL requests, upstream calls, cache events, batches, breakers, webhooks.
 
 With several workers, `sessiongraph serve` sets PROMETHEUS_MULTIPROC_DIR so that `/metrics`
 on any worker reports the sum over all of them.
@@ -33,6 +33,7 @@ __all__ = [
     "GRAPHQL_REQUESTS",
     "UPSTREAM_DURATION",
     "UPSTREAM_REQUESTS",
+    "WEBHOOKS",
     "metrics_endpoint",
     "operation_label",
 ]
@@ -93,6 +94,12 @@ BREAKER_STATE = Gauge(
     "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open.",
     ["upstream"],
     multiprocess_mode="max",
+)
+WEBHOOKS = Counter(
+    "sessiongraph_webhooks_total",
+    "Webhooks received, by sender, event family (Builder, MobileApp, other, unknown) and "
+    "outcome (accepted, duplicate, ignored, refused).",
+    ["sender", "family", "outcome"],
 )
 
 # Operation names come from clients: only tidy names become labels, and only so many.

@@ -89,7 +89,8 @@ class Sandbox:
 class Gateway:
     """The sessiongraph app under uvicorn on a free loopback port, in its own thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, http: str = "auto") -> None:
+        """`http`: uvicorn's HTTP parser (`auto` picks httptools when installed, else h11)."""
         self.settings = settings
         self.app = create_app(settings)
         self._thread = LoopThread("gateway")
@@ -97,7 +98,7 @@ class Gateway:
         self._sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         config = uvicorn.Config(
-            self.app, log_config=None, access_log=False, lifespan="on", loop="asyncio"
+            self.app, log_config=None, access_log=False, lifespan="on", loop="asyncio", http=http
         )
         self._server = uvicorn.Server(config)
         self._serving = asyncio.run_coroutine_threadsafe(

@@ -27,6 +27,10 @@ class CacheBackend(Protocol):
 
     async def invalidate(self, tags: Iterable[str]) -> int: ...
 
+    async def add(self, key: str, value: bytes, ttl: float) -> bool:
+        """Store `value` only if `key` holds nothing; False when it already did."""
+        ...
+
     async def try_lock(self, key: str, ttl: float) -> bool:
         """Claim the right to fill `key`; False while another process is filling it."""
         ...
@@ -81,6 +85,13 @@ class MemoryBackend:
         for key in keys:
             self._drop(key)
         return len(keys)
+
+    async def add(self, key: str, value: bytes, ttl: float) -> bool:
+        # No await between the look-up and the store: no other task can come in between.
+        if await self.get(key) is not None:
+            return False
+        await self.set(key, value, ttl, ())
+        return True
 
     async def try_lock(self, key: str, ttl: float) -> bool:
         return True  # one process: its own single-flight already makes fills unique
@@ -148,6 +159,10 @@ class RedisBackend:
                 dropped += await self.client.delete(*(self.prefix + name for name in names))
             await self.client.delete(tag_key)
         return dropped
+
+    async def add(self, key: str, value: bytes, ttl: float) -> bool:
+        added = await self.client.set(self.prefix + key, value, nx=True, px=max(1, int(ttl * 1000)))
+        return bool(added)
 
     async def try_lock(self, key: str, ttl: float) -> bool:
         claimed = await self.client.set(
@@ -230,6 +245,15 @@ class FallbackBackend:
             self._pending.update(tag_list)
             self._failed(exc)
         return dropped
+
+    async def add(self, key: str, value: bytes, ttl: float) -> bool:
+        if self.healthy:
+            try:
+                await self._replay()
+                return await self.primary.add(key, value, ttl)
+            except (RedisError, OSError) as exc:
+                self._failed(exc)
+        return await self.fallback.add(key, value, ttl)
 
     async def try_lock(self, key: str, ttl: float) -> bool:
         if not self.healthy:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -25,6 +25,8 @@ from ..errors import (
 from ._http import FilePart, RetryPolicy, UpstreamClient, UpstreamResponse
 
 __all__ = [
+    "WEBHOOK_EVENTS",
+    "ChangeListener",
     "FieldError",
     "GuideRecord",
     "GuidebookInvalid",
@@ -35,10 +37,14 @@ __all__ = [
     "Page",
     "ScheduleTrackRecord",
     "SessionQuery",
+    "WebhookChange",
     "answer_lost",
     "field_errors",
     "format_timestamp",
     "parse_timestamp",
+    "webhook_change",
+    "webhook_id",
+    "webhook_tags",
 ]
 
 logger = logging.getLogger("sessiongraph.guidebook")
@@ -51,6 +57,28 @@ MAX_PAGES = 1000
 LOOKUP_RETRIES = 3
 # The documented input example: microseconds and an explicit UTC offset.
 _SEND_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+0000"
+
+# Guidebook Builder's webhook events that change what this provider caches.
+SESSION_CREATED = "Builder-SessionCreated"
+SESSION_UPDATED = "Builder-SessionUpdated"
+SESSION_DELETED = "Builder-SessionDeleted"
+ALL_SESSIONS_DELETED = "Builder-AllSessionsInGuideDeleted"
+SCHEDULE_CSV_IMPORT = "Builder-ScheduleCSVImport"
+GUIDE_PUBLISHED = "Builder-GuidePublished"
+GUIDE_CLONED = "Builder-GuideCloned"
+WEBHOOK_EVENTS = frozenset(
+    {
+        SESSION_CREATED,
+        SESSION_UPDATED,
+        SESSION_DELETED,
+        ALL_SESSIONS_DELETED,
+        SCHEDULE_CSV_IMPORT,
+        GUIDE_PUBLISHED,
+        GUIDE_CLONED,
+    }
+)
+# Told of each change a webhook reported: (event, guide_id, session_id), ids None if unknown.
+ChangeListener = Callable[[str, int | None, int | None], Awaitable[None]]
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -306,11 +334,15 @@ class GuidebookProvider:
         # What the upstream really returns per page; lower than `page_size` once it caps us.
         self.effective_page_size = page_size
         self.version = "v1.1" if client.base_url.endswith("/v1.1") else "v1"
+        # Awaited after each webhook change, once its stale reads are dropped (for
+        # subscriptions); each must be quick, as Guidebook waits for the webhook's answer.
+        self.change_listeners: list[ChangeListener] = []
 
     def with_client(self, client: UpstreamClient) -> GuidebookProvider:
         """The same provider over `client` (a view of this one's with another account's key)."""
         other = GuidebookProvider(client, page_size=self.page_size)
         other.effective_page_size = self.effective_page_size
+        other.change_listeners = self.change_listeners
         return other
 
     # --- reads --------------------------------------------------------------------------------
@@ -347,7 +379,8 @@ class GuidebookProvider:
 
     async def _one(self, cls: type[RecordT], collection: str, key: int) -> RecordT | None:
         response = await self.client.get(
-            f"{collection}/{key}/", tags=(collection, f"{collection}:{key}")
+            f"{collection}/{key}/",
+            tags=(collection, f"{collection}:{key}", _items_scope(collection)),
         )
         if response.status == 404:
             return None
@@ -421,6 +454,23 @@ class GuidebookProvider:
         if not isinstance(payload, dict):
             raise UpstreamUnavailable(UPSTREAM, "guidebook sent an unexpected response shape")
         return payload
+
+    # --- webhooks -----------------------------------------------------------------------------
+
+    async def apply_webhook(self, change: WebhookChange) -> None:
+        """Drops the cached reads `change` made stale, then tells the change listeners.
+
+        Never calls Guidebook: the tags come from the webhook's own ids.
+        """
+        if not change.tags:
+            return
+        await self.client.invalidate(change.tags)
+        for listener in list(self.change_listeners):
+            try:
+                await listener(change.event, change.guide_id, change.session_id)
+            except Exception:
+                # A listener's trouble is not Guidebook's: the webhook is still accepted.
+                logger.exception("guidebook change listener failed", extra={"event": change.event})
 
     # --- writes -------------------------------------------------------------------------------
 
@@ -695,6 +745,12 @@ _RECORDS: dict[str, type[Any]] = {
 }
 
 
+def _items_scope(collection: str) -> str:
+    """Cache tag every detail read of `collection` carries, and no list: a webhook that
+    cannot name the objects it changed drops them all without dropping other guides' lists."""
+    return f"{collection}@items"
+
+
 def _list_scope(collection: str, query: str) -> str:
     """Cache tag of a list read: the guide it lists, so writes elsewhere leave it alone."""
     for param in query.split("&"):
@@ -743,3 +799,83 @@ def _unknown_outcome(
     if import_id is not None:
         error.extra["importId"] = import_id
     return error
+
+
+@dataclass(frozen=True)
+class WebhookChange:
+    """What one Guidebook webhook says changed: its ids (None when absent or unusable), the
+    cache tags it makes stale (none for an event that changes nothing cached) and notes
+    on the ids it could not use."""
+
+    event: str
+    guide_id: int | None
+    session_id: int | None
+    tags: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+
+def webhook_id(value: Any) -> int | None:
+    """An id as webhooks send them, a string of digits (`"61737"`), or an integer."""
+    if type(value) is int:
+        return value if value > 0 else None
+    if type(value) is str and 0 < len(value) <= 20 and value.isascii() and value.isdigit():
+        return int(value) or None
+    return None
+
+
+def webhook_change(event: str, properties: Mapping[str, Any]) -> WebhookChange:
+    """The change a webhook reports. An id it needs but cannot use widens the drop (every
+    guide's, or every session of the guide) instead of dropping nothing."""
+    guide, session = properties.get("guide_id"), properties.get("session_id")
+    guide_id, session_id = webhook_id(guide), webhook_id(session)
+    if event not in WEBHOOK_EVENTS:
+        return WebhookChange(event, guide_id, session_id, ())
+    notes = [_id_note("guide_id", guide)] if guide_id is None else []
+    if event in (SESSION_UPDATED, SESSION_DELETED) and session_id is None:
+        notes.append(_id_note("session_id", session))
+    tags = _webhook_tags(event, guide_id, session_id)
+    return WebhookChange(event, guide_id, session_id, tags, tuple(notes))
+
+
+def webhook_tags(event: str, properties: Mapping[str, Any]) -> tuple[str, ...]:
+    """The cache tags a webhook's event makes stale; () for events that change nothing cached."""
+    return webhook_change(event, properties).tags
+
+
+def _webhook_tags(event: str, guide: int | None, session: int | None) -> tuple[str, ...]:
+    every_session = _items_scope(SESSIONS)
+    if event == SESSION_CREATED:
+        return _guide_scoped(SESSIONS, guide)
+    if event in (SESSION_UPDATED, SESSION_DELETED):
+        item = f"{SESSIONS}:{session}" if session is not None else every_session
+        return _guide_scoped(SESSIONS, guide, item)
+    if event == ALL_SESSIONS_DELETED:
+        # Session details carry no guide tag (their guide is known only once read).
+        return _guide_scoped(SESSIONS, guide, every_session)
+    if event == SCHEDULE_CSV_IMPORT:
+        # An import creates and updates sessions, and creates the tracks and locations
+        # its rows name.
+        return (
+            *_guide_scoped(SESSIONS, guide, every_session),
+            *_guide_scoped(TRACKS, guide),
+            *_guide_scoped(LOCATIONS, guide),
+        )
+    if guide is None:
+        return (GUIDES,)
+    return (f"{GUIDES}:{guide}", f"{GUIDES}@all")  # published or cloned
+
+
+def _guide_scoped(collection: str, guide: int | None, *items: str) -> tuple[str, ...]:
+    """The guide's lists of `collection` and `items`; without a guide, all of the collection."""
+    if guide is None:
+        return (collection,)
+    return (f"{collection}@guide:{guide}", *items)
+
+
+def _id_note(name: str, value: Any) -> str:
+    if value is None:
+        return f"`{name}` is missing, so more cached reads were dropped"
+    return (
+        f"`{name}` is not an id (a string of digits or an integer), so it was ignored "
+        "and more cached reads were dropped"
+    )
