@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # `page_size` sent on Guidebook lists. Only documented for one endpoint (max 500), so the
     # provider still follows `next` and learns the real page size when the upstream caps it.
     guidebook_page_size: int = Field(default=100, ge=1, le=500)
+    # Requests Guidebook allows a key per UTC day (its docs say 4,000 in one version and
+    # 10,000 in another; the lower one is the safe default). 0 turns the tracking off.
+    guidebook_daily_quota: int = Field(default=4000, ge=0)
 
     sqlrace_url: str | None = None
     sqlrace_api_path: str = "api"

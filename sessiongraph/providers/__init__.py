@@ -11,13 +11,14 @@ from ..config import Settings
 from ..errors import UpstreamNotConfigured
 from ._auth import StaticHeader, TokenAuth
 from ._http import RetryPolicy, UpstreamClient
+from ._quota import DailyQuota, RedisQuotaStore
 from ._ratelimit import RateLimiter, SharedRateLimiter
 from ._resilience import CircuitBreaker, RetryBudget
 from .guidebook import GuidebookProvider
 from .openf1 import OpenF1Freshness, OpenF1Provider, openf1_token_fetcher
 from .sqlrace import SqlRaceProvider, sqlrace_token_fetcher
 
-__all__ = ["Providers", "UpstreamStatus", "build_providers"]
+__all__ = ["DailyQuota", "Providers", "UpstreamStatus", "build_providers"]
 
 
 @dataclass
@@ -40,6 +41,8 @@ class Providers:
     statuses: dict[str, UpstreamStatus] = field(default_factory=dict)
     sqlrace: SqlRaceProvider | None = None
     guidebook: GuidebookProvider | None = None
+    # Guidebook's daily request quota (None: not configured, or GUIDEBOOK_DAILY_QUOTA=0).
+    guidebook_quota: DailyQuota | None = None
 
     def not_configured(self, name: str) -> UpstreamNotConfigured:
         """The coded error for a field whose upstream has no URL or credentials."""
@@ -138,6 +141,7 @@ def build_providers(settings: Settings) -> Providers:
     providers.guidebook = _guidebook(settings, cache)
     if providers.guidebook is not None:
         providers.clients.append(providers.guidebook.client)
+        providers.guidebook_quota = providers.guidebook.client.quota
     providers.statuses["guidebook"] = UpstreamStatus(
         "guidebook",
         settings.guidebook_api_key is not None,
@@ -200,13 +204,32 @@ def _guidebook(settings: Settings, cache: ResponseCache) -> GuidebookProvider | 
     if settings.guidebook_api_key is None:
         return None
     key = settings.guidebook_api_key.get_secret_value()
+    # Reads are private to the key's account: a shared cache keeps each account's apart.
+    scope = hashlib.sha256(key.encode()).hexdigest()[:16]
     client = _client(
         settings,
         cache,
         "guidebook",
         settings.guidebook_url,
-        # Reads are private to the key's account: a shared cache keeps each account's apart.
-        cache_scope=hashlib.sha256(key.encode()).hexdigest()[:16],
+        cache_scope=scope,
         auth=StaticHeader(f"JWT {key}"),
+        quota=_daily_quota(settings, cache, "guidebook", scope),
     )
     return GuidebookProvider(client, page_size=settings.guidebook_page_size)
+
+
+def _daily_quota(
+    settings: Settings, cache: ResponseCache, name: str, server_scope: str
+) -> DailyQuota | None:
+    """One per process, whatever the keys; counted in Redis when the cache is in Redis, so
+    every worker and machine spends from the same count (on the cache's own connection)."""
+    limit = settings.guidebook_daily_quota
+    if limit == 0:
+        return None
+    backend = cache.backend
+    shared = (
+        RedisQuotaStore(backend.primary.client, name)
+        if isinstance(backend, FallbackBackend)
+        else None
+    )
+    return DailyQuota(name, limit, shared=shared, server_scope=server_scope)
