@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -60,7 +60,7 @@ from .middleware import (
 )
 from .persisted import PersistedQueries, TrustedDocuments
 from .playground import assets_mount, playground_response
-from .providers import Providers, UpstreamStatus, build_providers
+from .providers import DailyQuota, Providers, UpstreamStatus, build_providers
 from .providers.openf1_catalogue import Catalogue
 from .schema.build import build_schema
 from .schema.context import Context
@@ -535,11 +535,13 @@ class Readiness:
         sandbox: bool,
         cache: ResponseCache,
         catalogue: Catalogue | None = None,
+        quota: DailyQuota | None = None,
     ) -> None:
         self.statuses = statuses
         self.sandbox = sandbox
         self.cache = cache
         self.catalogue = catalogue
+        self.quota = quota
         self._memo: tuple[float, dict[str, Any], bool] | None = None
 
     async def endpoint(self, _request: Request) -> Response:
@@ -548,7 +550,7 @@ class Readiness:
             body, ready = await self._check()
             self._memo = (now, body, ready)
         _, body, ready = self._memo
-        # Cache figures change with every request; they are never served from the 5 s memo.
+        # Cache and quota figures change with every request; never served from the 5 s memo.
         cache = self.cache
         body = {
             **body,
@@ -559,6 +561,10 @@ class Readiness:
                 "backend": cache.backend.name if cache.backend is not None else "none",
                 "upstreams": {name: dict(counts) for name, counts in cache.stats.items()},
             },
+            # The server's own key; a read of the shared count, never a Guidebook request.
+            "guidebookQuota": (
+                await self.quota.status() if self.quota is not None else {"enabled": False}
+            ),
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 
@@ -611,6 +617,18 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 
 async def healthz(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
+
+
+def metrics_route(quota: DailyQuota | None) -> Callable[[Request], Awaitable[Response]]:
+    """`/metrics`, the quota gauges read afresh first: the day may have turned, or other
+    workers and machines may have spent from the shared count since this one last did."""
+
+    async def endpoint(request: Request) -> Response:
+        if quota is not None:
+            await quota.usage()
+        return await metrics_endpoint(request)
+
+    return endpoint
 
 
 def build_persisted_queries(settings: Settings, providers: Providers) -> PersistedQueries:
@@ -666,11 +684,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/graphql", view, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/metrics", metrics_route(providers.guidebook_quota), methods=["GET"]),
         Route(
             "/readyz",
             Readiness(
-                providers.statuses, settings.sandbox, providers.cache, providers.openf1.catalogue
+                providers.statuses,
+                settings.sandbox,
+                providers.cache,
+                providers.openf1.catalogue,
+                providers.guidebook_quota,
             ).endpoint,
             methods=["GET"],
         ),

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # The security token Guidebook Builder shows for our webhook; without it (or empty)
     # `/webhooks/guidebook` does not exist.
     guidebook_webhook_token: SecretStr | None = None
+    # Requests Guidebook allows a key per UTC day (its docs say 4,000 in one version and
+    # 10,000 in another; the lower one is the safe default). 0 turns the tracking off.
+    guidebook_daily_quota: int = Field(default=4000, ge=0)
 
     sqlrace_url: str | None = None
     sqlrace_api_path: str = "api"

@@ -14,6 +14,7 @@ SessionGraphError
     ├── UpstreamUnavailable   UPSTREAM_UNAVAILABLE
     ├── UpstreamTimeout       UPSTREAM_TIMEOUT
     ├── UpstreamRateLimited   UPSTREAM_RATE_LIMITED (extensions.retryAfter)
+    │   └── UpstreamQuotaSpent    (the day's quota is spent; nothing was sent)
     ├── UpstreamAuthFailed    UPSTREAM_AUTH_FAILED
     └── UpstreamRejected      UPSTREAM_REJECTED
 """
@@ -35,6 +36,7 @@ __all__ = [
     "UpstreamAuthFailed",
     "UpstreamError",
     "UpstreamNotConfigured",
+    "UpstreamQuotaSpent",
     "UpstreamRateLimited",
     "UpstreamRejected",
     "UpstreamTimeout",
@@ -120,10 +122,34 @@ class UpstreamRateLimited(UpstreamError):
     code = "UPSTREAM_RATE_LIMITED"
 
     def __init__(
-        self, upstream: str, message: str, *, status: int | None = 429, retry_after: float | None
+        self,
+        upstream: str,
+        message: str,
+        *,
+        status: int | None = 429,
+        retry_after: float | None,
+        **extra: Any,
     ) -> None:
-        super().__init__(upstream, message, status=status, retryAfter=retry_after)
+        super().__init__(upstream, message, status=status, retryAfter=retry_after, **extra)
         self.retry_after = retry_after
+
+
+class UpstreamQuotaSpent(UpstreamRateLimited):
+    """Refused by the gateway itself: the key's requests for the day are spent, so the
+    request was never sent (no `status`; `resetsAt` says when sending resumes)."""
+
+    def __init__(
+        self, upstream: str, message: str, *, retry_after: float, resets_at: str, limit: int
+    ) -> None:
+        super().__init__(
+            upstream,
+            message,
+            status=None,
+            retry_after=retry_after,
+            reason="DAILY_QUOTA",
+            resetsAt=resets_at,
+            limit=limit,
+        )
 
 
 class UpstreamAuthFailed(UpstreamError):

@@ -31,6 +31,8 @@ __all__ = [
     "DATALOADER_BATCH_SIZE",
     "GRAPHQL_DURATION",
     "GRAPHQL_REQUESTS",
+    "GUIDEBOOK_QUOTA_REMAINING",
+    "GUIDEBOOK_QUOTA_USED",
     "UPSTREAM_DURATION",
     "UPSTREAM_REQUESTS",
     "WEBHOOKS",
@@ -100,6 +102,20 @@ WEBHOOKS = Counter(
     "Webhooks received, by sender, event family (Builder, MobileApp, other, unknown) and "
     "outcome (accepted, duplicate, ignored, refused).",
     ["sender", "family", "outcome"],
+)
+# `key` is "server" (the configured key) or "caller" (the busiest caller key of the day), never
+# one label per key. The count may be shared through Redis, so the latest reading wins.
+GUIDEBOOK_QUOTA_USED = Gauge(
+    "sessiongraph_guidebook_quota_used",
+    "Requests counted today (UTC) against a Guidebook key's daily quota.",
+    ["key"],
+    multiprocess_mode="mostrecent",
+)
+GUIDEBOOK_QUOTA_REMAINING = Gauge(
+    "sessiongraph_guidebook_quota_remaining",
+    "Requests a Guidebook key may still send today (UTC); 0 once spent or refused upstream.",
+    ["key"],
+    multiprocess_mode="mostrecent",
 )
 
 # Operation names come from clients: only tidy names become labels, and only so many.

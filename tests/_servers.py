@@ -124,10 +124,15 @@ class Gateway:
         return result
 
     def reset_resilience(self) -> None:
-        """Forget failures earlier tests caused, so no breaker is left open across tests."""
+        """Forget failures earlier tests caused, so no breaker is left open across tests (and no
+        Guidebook quota spent)."""
         for client in self.app.state.providers.clients:
             client.breaker = CircuitBreaker()
             client.retry_budget = RetryBudget()
+        # The emulator's daily budget starts again at each reset; so does this process's count.
+        quota = self.app.state.providers.guidebook_quota
+        if quota is not None:
+            quota.reset()
 
     def close(self) -> None:
         self.http.close()

@@ -14,6 +14,7 @@ from ._response import (
     spoil_trace,
     start_collecting,
     start_trace,
+    warn_quota_low,
     warn_stale,
 )
 from ._results import ResultCache
@@ -34,6 +35,7 @@ __all__ = [
     "spoil_trace",
     "start_collecting",
     "start_trace",
+    "warn_quota_low",
     "warn_stale",
 ]
 

@@ -32,6 +32,7 @@ __all__ = [
     "spoil_trace",
     "start_collecting",
     "start_trace",
+    "warn_quota_low",
     "warn_stale",
 ]
 
@@ -99,6 +100,28 @@ def warn_stale(upstream: str, age_seconds: float, reason: str) -> None:
             "upstream": upstream,
             "message": message,
             "ageSeconds": round(age_seconds, 1),
+        }
+    )
+
+
+def warn_quota_low(upstream: str, remaining: int, limit: int, resets_at: str) -> None:
+    """Adds an UPSTREAM_QUOTA_LOW warning to the current request's answer (once per request,
+    with the fewest requests any of its reads left)."""
+    collected = _warnings.get(None)
+    if collected is None:
+        return
+    for earlier in collected:
+        if earlier.get("code") == "UPSTREAM_QUOTA_LOW" and earlier.get("upstream") == upstream:
+            earlier["remaining"] = min(earlier["remaining"], remaining)
+            return
+    collected.append(
+        {
+            "code": "UPSTREAM_QUOTA_LOW",
+            "upstream": upstream,
+            "message": f"{upstream}'s daily request quota is nearly spent",
+            "remaining": remaining,
+            "limit": limit,
+            "resetsAt": resets_at,
         }
     )
 

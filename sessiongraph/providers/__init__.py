@@ -13,13 +13,14 @@ from ..config import Settings
 from ..errors import Forbidden, SessionGraphError, Unauthenticated, UpstreamNotConfigured
 from ._auth import StaticHeader, TokenAuth
 from ._http import RetryPolicy, UpstreamClient
+from ._quota import DailyQuota, RedisQuotaStore
 from ._ratelimit import RateLimiter, SharedRateLimiter
 from ._resilience import CircuitBreaker, RetryBudget
 from .guidebook import GuidebookProvider
 from .openf1 import OpenF1Freshness, OpenF1Provider, openf1_token_fetcher
 from .sqlrace import SqlRaceProvider, sqlrace_token_fetcher
 
-__all__ = ["Providers", "UpstreamStatus", "build_providers"]
+__all__ = ["DailyQuota", "Providers", "UpstreamStatus", "build_providers"]
 
 
 @dataclass
@@ -47,6 +48,8 @@ class Providers:
     # there is none when a caller key was refused or required.
     guidebook_caller: bool = False
     guidebook_refusal: SessionGraphError | None = None
+    # Guidebook's daily request quota (None: not configured, or GUIDEBOOK_DAILY_QUOTA=0).
+    guidebook_quota: DailyQuota | None = None
 
     def for_request(self, headers: Mapping[str, str]) -> Providers:
         """The providers a request uses: Guidebook with the caller's key if it sent one."""
@@ -155,6 +158,7 @@ def build_providers(settings: Settings) -> Providers:
     if guidebook is not None:
         providers.clients.append(guidebook.client)
         providers.guidebook = guidebook if server_key else None
+        providers.guidebook_quota = guidebook.client.quota
         providers.guidebook_keys = CallerKeys(settings.guidebook_client_keys, guidebook)
     if server_key:
         reason = None
@@ -227,13 +231,15 @@ def _guidebook(settings: Settings, cache: ResponseCache) -> GuidebookProvider | 
     if settings.guidebook_api_key is None and settings.guidebook_client_keys == "off":
         return None
     key = settings.guidebook_api_key.get_secret_value() if settings.guidebook_api_key else None
+    scope = _key_scope(key) if key else ""
     client = _client(
         settings,
         cache,
         "guidebook",
         settings.guidebook_url,
-        cache_scope=_key_scope(key) if key else "",
+        cache_scope=scope,
         auth=StaticHeader(f"JWT {key}") if key else None,
+        quota=_daily_quota(settings, cache, "guidebook", scope),
     )
     return GuidebookProvider(client, page_size=settings.guidebook_page_size)
 
@@ -299,3 +305,20 @@ class CallerKeys:
         else:
             self._views.move_to_end(scope)
         return found
+
+
+def _daily_quota(
+    settings: Settings, cache: ResponseCache, name: str, server_scope: str
+) -> DailyQuota | None:
+    """One per process, whatever the keys; counted in Redis when the cache is in Redis, so
+    every worker and machine spends from the same count (on the cache's own connection)."""
+    limit = settings.guidebook_daily_quota
+    if limit == 0:
+        return None
+    backend = cache.backend
+    shared = (
+        RedisQuotaStore(backend.primary.client, name)
+        if isinstance(backend, FallbackBackend)
+        else None
+    )
+    return DailyQuota(name, limit, shared=shared, server_scope=server_scope)

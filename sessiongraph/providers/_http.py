@@ -21,6 +21,7 @@ from ..cache import Freshness, Policy, ResponseCache, Stored, spoil_trace
 from ..errors import (
     UpstreamAuthFailed,
     UpstreamError,
+    UpstreamQuotaSpent,
     UpstreamRateLimited,
     UpstreamRejected,
     UpstreamTimeout,
@@ -28,6 +29,7 @@ from ..errors import (
 )
 from ..metrics import BREAKER_STATE, UPSTREAM_DURATION, UPSTREAM_REQUESTS
 from ._auth import Authenticator
+from ._quota import DailyQuota
 from ._ratelimit import RateLimiter
 from ._resilience import BreakerState, CircuitBreaker, RetryBudget
 
@@ -132,6 +134,7 @@ class UpstreamClient:
         freshness: Freshness | None = None,
         breaker: CircuitBreaker | None = None,
         retry_budget: RetryBudget | None = None,
+        quota: DailyQuota | None = None,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
@@ -153,6 +156,8 @@ class UpstreamClient:
         self.freshness = freshness
         self.breaker = breaker or CircuitBreaker()
         self.retry_budget = retry_budget or RetryBudget()
+        # The upstream's daily request quota, counted per `cache_scope` (the key's hash).
+        self.quota = quota
 
     async def start(self) -> None:
         if self._session is None:
@@ -311,6 +316,8 @@ class UpstreamClient:
         except _AuthStepFailed as failed:
             # The token request was a request of its own and told the breaker already.
             raise failed.error from failed.error.__cause__
+        except UpstreamQuotaSpent:
+            raise  # never sent: nothing to tell the breaker
         except UpstreamError as exc:
             healthy = not _unhealthy(exc)
             raise
@@ -342,6 +349,9 @@ class UpstreamClient:
                 header = await self.auth.header() if authenticate else None
             except UpstreamError as exc:
                 raise _AuthStepFailed(exc) from exc
+            if self.quota is not None:
+                # Each attempt is a request the upstream counts; none goes once they are spent.
+                await self.quota.spend(self.cache_scope)
             try:
                 response = await self._send_once(method, target, header, json, data, files)
             except UpstreamError as exc:
@@ -354,6 +364,20 @@ class UpstreamClient:
                 reauthenticated = True
                 if await self.auth.rejected(header):
                     continue
+            if response.status == 429 and self.quota is not None:
+                refused = await self.quota.upstream_refused(self.cache_scope, response.retry_after)
+                wait = response.retry_after
+                # Only a Retry-After is worth waiting for: without one the key is refused
+                # until the day ends, and another attempt would not even be sent.
+                if (
+                    retry
+                    and wait is not None
+                    and self._may_retry(refused, retries, deadline, wait, rules, budgeted)
+                ):
+                    await asyncio.sleep(wait)
+                    retries += 1
+                    continue
+                raise refused
             if response.status in RETRYABLE_STATUSES and retry:
                 wait = response.retry_after
                 error = self._status_error(response)

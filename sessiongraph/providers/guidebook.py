@@ -18,6 +18,7 @@ import orjson
 from ..errors import (
     NotFound,
     UpstreamError,
+    UpstreamQuotaSpent,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -669,10 +670,15 @@ class GuidebookProvider:
         files: tuple[FilePart, ...] = (),
     ) -> UpstreamResponse:
         try:
-            return await self.client.request(method, path, json=body, files=files, retry=False)
-        finally:
+            response = await self.client.request(method, path, json=body, files=files, retry=False)
+        except UpstreamQuotaSpent:
+            raise  # never sent: the cached reads still hold, and may have to serve for a while
+        except BaseException:
             # Whatever happened (even a lost answer), the write may have landed.
             await self.client.invalidate(scopes)
+            raise
+        await self.client.invalidate(scopes)
+        return response
 
     def _lookup_policy(self) -> RetryPolicy:
         """Look-ups after a lost answer get retries of their own, timeouts included: the
