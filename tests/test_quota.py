@@ -12,6 +12,7 @@ import httpx
 import pytest
 import redis
 
+from sessiongraph.sandbox.guidebook import SANDBOX_SECOND_API_KEY
 from tests._servers import Gateway, Sandbox
 from tests.schema.test_guidebook import BEARER, CDC, CREATE, FIRST_SESSION, KEY, MDS, new_session
 
@@ -65,7 +66,8 @@ def test_fewer_than_ten_percent_left_adds_one_warning_per_request(
         {"query": f"{{ a: guide(id: {CDC}) {{ name }} b: guide(id: {MDS}) {{ name }} }}"}
     )
     result = response.json()
-    assert result["data"]["a"] and result["data"]["b"]
+    assert result["data"]["a"]
+    assert result["data"]["b"]
     (warning,) = warnings_of(result, "UPSTREAM_QUOTA_LOW")
     assert warning == {
         "code": "UPSTREAM_QUOTA_LOW",
@@ -215,13 +217,32 @@ def test_a_real_429_from_guidebook_marks_the_key_spent(make_gateway: Any, sandbo
     throttled = gateway.query(GUIDES)
     extensions = throttled["errors"][0]["extensions"]
     assert (extensions["code"], extensions["status"]) == ("UPSTREAM_RATE_LIMITED", 429)
-    assert 86_300 < extensions["retryAfter"] <= 86_400
+    until_midnight = (next_midnight() - datetime.now(UTC)).total_seconds()
+    assert abs(extensions["retryAfter"] - until_midnight) < 5
     assert sandbox.requests("guidebook") == 3
     # From now on nothing is sent with that key until Guidebook's Retry-After has passed.
     refused = gateway.query(guide(CDC))
     assert refused["errors"][0]["extensions"]["reason"] == "DAILY_QUOTA"
-    assert refused["errors"][0]["extensions"]["retryAfter"] > 86_000
+    assert abs(refused["errors"][0]["extensions"]["retryAfter"] - until_midnight) < 5
     assert sandbox.requests("guidebook") == 3
     figures = quota_of(gateway)
     assert (figures["limit"], figures["used"], figures["remaining"]) == (4000, 3, 0)
     assert "spentUntil" in figures
+
+
+def test_each_callers_key_has_its_own_days_quota(make_gateway: Any, sandbox: Sandbox) -> None:
+    gateway = make_gateway(guidebook_daily_quota=2)
+    second = {"X-Guidebook-Api-Key": SANDBOX_SECOND_API_KEY}
+    for _ in range(2):
+        assert "errors" not in gateway.query(GUIDES, **second)
+    sent = sandbox.requests("guidebook")
+    spent = gateway.query(GUIDES, **second)
+    assert spent["errors"][0]["extensions"]["reason"] == "DAILY_QUOTA"
+    assert SANDBOX_SECOND_API_KEY not in str(spent)
+    assert sandbox.requests("guidebook") == sent
+    # The server's key still has its whole day; a caller sending that same key spends from it.
+    assert "errors" not in gateway.query(GUIDES)
+    assert "errors" not in gateway.query(GUIDES, **{"X-Guidebook-Api-Key": KEY})
+    assert quota_of(gateway)["used"] == 2
+    text = gateway.http.get("/metrics").text
+    assert 'sessiongraph_guidebook_quota_remaining{key="caller"} 0.0' in text
