@@ -73,8 +73,17 @@ def _replay(text: str) -> str:
 
 
 @contextlib.contextmanager
-def _emulators(host: str, replay: str | None) -> Iterator[dict[str, str]]:
-    """Runs the emulators in a child process; closing its stdin stops it, even if we crash."""
+def _emulators(
+    host: str, replay: str | None, webhook: tuple[str, str] | None = None
+) -> Iterator[dict[str, str]]:
+    """Runs the emulators in a child process; closing its stdin stops it, even if we crash.
+
+    `webhook`: (URL, token) Guidebook's emulator sends its webhooks to."""
+    env = dict(os.environ)
+    hook_args: tuple[str, ...] = ()
+    if webhook is not None:
+        hook_args = ("--guidebook-webhook-url", webhook[0])
+        env["SANDBOX_GUIDEBOOK_WEBHOOK_TOKEN"] = webhook[1]
     child = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
         [
             sys.executable,
@@ -85,10 +94,12 @@ def _emulators(host: str, replay: str | None) -> Iterator[dict[str, str]]:
             "--json",
             "--stop-on-stdin-eof",
             *(("--replay", replay) if replay else ()),
+            *hook_args,
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
     try:
         assert child.stdout is not None
@@ -103,6 +114,13 @@ def _emulators(host: str, replay: str | None) -> Iterator[dict[str, str]]:
             child.wait(timeout=10)
         except subprocess.TimeoutExpired:
             child.kill()
+
+
+def _reachable(host: str) -> str:
+    """How a local process reaches a server listening on `host`."""
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1" if host != "::" else "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def _checked_settings() -> Settings:
@@ -142,8 +160,16 @@ def _serve(args: argparse.Namespace) -> None:
         raise SystemExit("sessiongraph: --replay needs --sandbox (it replays in the emulator)")
     with contextlib.ExitStack() as stack:
         if args.sandbox:
+            from .sandbox.guidebook_webhooks import SANDBOX_WEBHOOK_TOKEN
+
+            # Builder's edits in the emulator reach this gateway's webhook receiver at once.
+            hook_token = os.environ.get(ENV_PREFIX + "GUIDEBOOK_WEBHOOK_TOKEN") or (
+                SANDBOX_WEBHOOK_TOKEN
+            )
+            os.environ[ENV_PREFIX + "GUIDEBOOK_WEBHOOK_TOKEN"] = hook_token
+            hook_url = f"http://{_reachable(args.host)}:{args.port}/webhooks/guidebook"
             # Emulators stay on loopback whatever --host says: they are not for the network.
-            env = stack.enter_context(_emulators("127.0.0.1", args.replay))
+            env = stack.enter_context(_emulators("127.0.0.1", args.replay, (hook_url, hook_token)))
             for key, value in env.items():
                 os.environ[ENV_PREFIX + key] = value
             os.environ[ENV_PREFIX + "SANDBOX"] = "true"

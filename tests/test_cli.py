@@ -212,6 +212,20 @@ def test_serve_sandbox_keeps_the_users_token_and_replays() -> None:
             timeout=30,
         ).json()
         assert latest["data"]["f1Session"]["sessionKey"] == 9839, latest
+        # An edit in Builder reaches the gateway as a webhook: the next read shows it, well
+        # within the cache's TTL.
+        session = "{ guidebookSession(id: 4120337) { name } }"
+        before = httpx.post(url + "/graphql", json={"query": session}, timeout=30).json()
+        assert before["data"]["guidebookSession"]["name"] == "Registration & Breakfast", before
+        base = httpx.get(url + "/readyz", timeout=10).json()["sandbox"]["guidebook"]
+        root = base.removesuffix("/open-api/v1")
+        edit = {"action": "update_session", "id": 4120337, "fields": {"name": "Doors Open"}}
+        httpx.post(root + "/__sandbox/guidebook/builder", json=edit).raise_for_status()
+        deliveries = httpx.get(root + "/__sandbox/guidebook/webhooks?wait=10", timeout=15).json()
+        (delivered,) = [d for d in deliveries["deliveries"] if d["event"].endswith("Updated")]
+        assert delivered["status"] == 200, deliveries
+        after = httpx.post(url + "/graphql", json={"query": session}, timeout=30).json()
+        assert after["data"]["guidebookSession"]["name"] == "Doors Open", after
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=20)

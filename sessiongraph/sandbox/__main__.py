@@ -1,8 +1,10 @@
-"""`python -m sessiongraph.sandbox [--host H] [--json] [--replay KEY[@SPEED]]`: run only the
-emulators (and OpenF1's MQTT broker); with `--replay`, OpenF1 plays that session back as live."""
+"""`python -m sessiongraph.sandbox [--host H] [--json] [--replay KEY[@SPEED]] [...]`: run only
+the emulators (and OpenF1's MQTT broker); with `--replay`, OpenF1 plays that session back live."""
 
 import argparse
 import asyncio
+import os
+from typing import Any
 
 from ._runner import parse_replay, serve_forever
 
@@ -24,10 +26,25 @@ def main() -> None:
         metavar="SESSION_KEY[@SPEED]",
         help="play an OpenF1 session back as if live, SPEED times real time (default 1)",
     )
+    parser.add_argument(
+        "--guidebook-webhook-url",
+        metavar="URL",
+        help="where Guidebook's emulator POSTs its webhooks (the token: "
+        "$SANDBOX_GUIDEBOOK_WEBHOOK_TOKEN, else the sandbox's own)",
+    )
     parser.add_argument("--stop-on-stdin-eof", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    options: dict[str, dict[str, Any]] = {}
+    if args.guidebook_webhook_url:
+        # The token comes from the environment, not argv, which any local user can read.
+        webhook: dict[str, Any] = {"webhook_url": args.guidebook_webhook_url}
+        if os.environ.get("SANDBOX_GUIDEBOOK_WEBHOOK_TOKEN"):
+            webhook["webhook_token"] = os.environ["SANDBOX_GUIDEBOOK_WEBHOOK_TOKEN"]
+        options["guidebook"] = webhook
     try:
-        asyncio.run(serve_forever(args.host, args.json, args.stop_on_stdin_eof, args.replay))
+        asyncio.run(
+            serve_forever(args.host, args.json, args.stop_on_stdin_eof, args.replay, options)
+        )
     except ValueError as exc:  # a replay the emulator refused, e.g. an unknown session
         parser.error(str(exc))
 

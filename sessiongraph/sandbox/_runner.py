@@ -9,8 +9,10 @@ import math
 import signal
 import socket
 import sys
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -68,13 +70,15 @@ async def start_sandbox(
     only: tuple[str, ...] | None = None,
     *,
     replay: tuple[int, float] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> RunningSandbox:
     """Serve the emulators (those named in `only`, or all) and their companion servers.
 
     With `replay=(session_key, speed)` the OpenF1 emulator plays that session back as live from
     its start, and `gateway_env` also carries the emulator's account (OPENF1_USERNAME and
     OPENF1_PASSWORD), since a live session answers anonymous clients 401. ValueError when the
-    replay cannot start (unknown session, bad speed, OpenF1 not among `only`)."""
+    replay cannot start (unknown session, bad speed, OpenF1 not among `only`). `options` are
+    keyword arguments of an emulator's `create_app`, by emulator name."""
     if replay is not None and only is not None and "openf1" not in only:
         raise ValueError("a replay needs the openf1 emulator")
     sandbox = RunningSandbox()
@@ -82,7 +86,7 @@ async def start_sandbox(
         for spec in EMULATORS:
             if only is not None and spec.name not in only:
                 continue
-            await _start(sandbox, spec, host)
+            await _start(sandbox, spec, host, (options or {}).get(spec.name, {}))
         if replay is not None:
             app = sandbox.apps["openf1"]
             session_key, speed = replay
@@ -94,8 +98,10 @@ async def start_sandbox(
     return sandbox
 
 
-async def _start(sandbox: RunningSandbox, spec: EmulatorSpec, host: str) -> None:
-    app = spec.create_app()
+async def _start(
+    sandbox: RunningSandbox, spec: EmulatorSpec, host: str, options: Mapping[str, Any]
+) -> None:
+    app = spec.create_app(**options)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     sandbox._runners.append(runner)
@@ -120,8 +126,9 @@ async def serve_forever(
     as_json: bool,
     stop_on_stdin_eof: bool = False,
     replay: tuple[int, float] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
-    sandbox = await start_sandbox(host, replay=replay)
+    sandbox = await start_sandbox(host, replay=replay, options=options)
     if as_json:
         print(
             json.dumps(

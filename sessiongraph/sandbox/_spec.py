@@ -31,7 +31,8 @@ class EmulatorSpec:
     """How to build one emulator and what the gateway needs to reach it."""
 
     name: str
-    create_app: Callable[[], web.Application]
+    # Called with the keyword options `start_sandbox` was given for this emulator, if any.
+    create_app: Callable[..., web.Application]
     # Where the API lives below the server root, e.g. "/v1" for OpenF1.
     base_path: str
     # Gateway settings (without the SESSIONGRAPH_ prefix) pointing at an emulator served at `root`.
