@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     # Longest URL the OpenF1 loaders build when they batch keys into one request.
     # Meetings and sessions as a local catalogue (two upstream requests a refresh).
     openf1_catalogue: bool = True
+    # OpenF1's live broker, used only with an OpenF1 account (the token is the password).
+    openf1_mqtt_url: str = "mqtts://mqtt.openf1.org:8883"
+    # Poll interval of a live topic that has no push feed (or while the broker is away).
+    live_poll_seconds: float = Field(default=4, gt=0, le=3600)
+    # Subscriptions per WebSocket/SSE connection, and live connections per process.
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    max_live_connections: int = Field(default=5000, ge=1)
     openf1_max_url_length: int = Field(default=2000, ge=200)
 
     max_query_depth: int = Field(default=10, ge=1)
