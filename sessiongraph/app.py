@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,11 +23,21 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry import UNSET
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.http.streaming import SSETransport
 from strawberry.schema import BaseSchema
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+)
 from strawberry.types import ExecutionResult
 
 from . import requestctx, tracing
@@ -40,7 +51,7 @@ from .cache import (
     start_trace,
 )
 from .config import Settings
-from .errors import SessionGraphError
+from .errors import SessionGraphError, SubscriptionLimit
 from .http_caching import (
     NO_STORE,
     NOT_FOUND_CACHE_CONTROL,
@@ -49,6 +60,7 @@ from .http_caching import (
     matches_entity_tag,
 )
 from .incremental import settle
+from .live import Live, build_live
 from .loaders import Loaders
 from .metrics import GRAPHQL_DURATION, GRAPHQL_REQUESTS, metrics_endpoint, operation_label
 from .middleware import (
@@ -81,10 +93,28 @@ CORS_REQUEST_HEADERS = (
     "traceparent",
 )
 _HTTP_ERROR_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+# Legacy graphql-ws "ka" messages, and how long a socket may wait before `connection_init`.
+KEEP_ALIVE_SECONDS = 15.0
+CONNECTION_INIT_SECONDS = 10.0
+
+
+class ResumableSSE(SSETransport):
+    """graphql-sse's distinct-connections mode, each event with its cursor as `id:`, which an
+    EventSource (or graphql-sse) sends back as `Last-Event-ID` when it reconnects."""
+
+    def encode_next(self, response: GraphQLHTTPResponse, encode_json: Any) -> str:
+        event = super().encode_next(response, encode_json)
+        cursor = (response.get("extensions") or {}).get("cursor")
+        return f"id: {cursor}\r\n{event}" if isinstance(cursor, str) else event
 
 
 class GraphQLView(GraphQL[Context, None]):
     """strawberry's ASGI view with our context, orjson, and GraphQL-shaped HTTP errors."""
+
+    stream_transport_classes_by_protocol = {  # noqa: RUF012 - strawberry reads it so
+        **GraphQL.stream_transport_classes_by_protocol,
+        GRAPHQL_SSE_PROTOCOL: ResumableSSE,
+    }
 
     def __init__(
         self,
@@ -92,15 +122,31 @@ class GraphQLView(GraphQL[Context, None]):
         settings: Settings,
         providers: Providers,
         persisted: PersistedQueries,
+        live: Live | None = None,
     ) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
             # The GraphQL multipart request spec, for images; CSRF prevention covers it too.
             multipart_uploads_enabled=True,
+            subscription_protocols=(
+                GRAPHQL_TRANSPORT_WS_PROTOCOL,
+                GRAPHQL_WS_PROTOCOL,
+                GRAPHQL_SSE_PROTOCOL,
+                MULTIPART_SUBSCRIPTION_PROTOCOL,
+            ),
+            # Legacy graphql-ws clients expect the server's "ka" messages.
+            keep_alive=True,
+            keep_alive_interval=KEEP_ALIVE_SECONDS,
+            connection_init_wait_timeout=timedelta(seconds=CONNECTION_INIT_SECONDS),
+            # Counted by the subscription resolvers, with a coded error (SUBSCRIPTION_LIMIT).
+            max_subscriptions_per_connection=None,
+            # Browsers do not apply CORS to WebSocket handshakes: the same origins as CORS.
+            allowed_origins=settings.cors_origins,
         )
         self.settings = settings
         self.providers = providers
+        self.live = live
         self.results = ResultCache(providers.cache)
         self.persisted = persisted
         # What an answer depends on besides the URL and body: the media type asked for, and
@@ -111,6 +157,9 @@ class GraphQLView(GraphQL[Context, None]):
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
@@ -135,6 +184,39 @@ class GraphQLView(GraphQL[Context, None]):
         response.headers.setdefault("cache-control", NO_STORE)
         self._observe(facts, started)
         await response(scope, receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket connection holds one of the process's live connections while open;
+        beyond MAX_LIVE_CONNECTIONS the handshake is refused (close 1013, try again later)."""
+        if self.live is None:
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            with self.live.connection():
+                await super().__call__(scope, receive, send)
+        except SubscriptionLimit:
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1013, "reason": "too many"})
+
+    async def on_ws_connect(self, context: Context) -> Any:
+        """REQUIRE_TOKEN_FOR_QUERIES: the bearer token in `connection_init`'s payload
+        (`Authorization` or `authorization`, as Apollo and graphql-ws clients send it) or the
+        handshake's header; a refusal closes with 4403, which the clients report."""
+        if not self.settings.require_token_for_queries:
+            return UNSET
+        params = context.connection_params
+        header = None
+        if isinstance(params, dict):
+            for name in ("Authorization", "authorization"):
+                if isinstance(params.get(name), str):
+                    header = params[name]
+        if header is None and context.request is not None:
+            header = context.request.headers.get("authorization")
+        try:
+            check_bearer(header, self.settings.api_token_hashes)
+        except SessionGraphError as exc:
+            raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from None
+        return UNSET
 
     async def _answer(
         self, scope: Scope, receive: Receive, media_type: str, facts: requestctx.RequestFacts
@@ -253,13 +335,17 @@ class GraphQLView(GraphQL[Context, None]):
     async def get_context(self, request: Any, response: Any) -> Context:
         start_collecting()
         providers = self.providers.for_request(request.headers)
-        return Context(
+        context = Context(
             settings=self.settings,
             providers=providers,
             loaders=Loaders(providers, batching=self.settings.dataloader_batching),
             request=request,
             response=response,
+            live=self.live,
         )
+        if isinstance(request, WebSocket):
+            context.extra["websocket"] = True
+        return context
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         # Parse errors never reach the schema extensions, so code whatever is still uncoded.
@@ -652,14 +738,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
     tracing.enable(settings.tracing)
     providers = build_providers(settings)
     schema = build_schema(settings)
-    view = GraphQLView(schema, settings, providers, build_persisted_queries(settings, providers))
+    live = build_live(settings, providers)
+    view = GraphQLView(
+        schema, settings, providers, build_persisted_queries(settings, providers), live
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await providers.start()
+        await live.start()
         try:
             yield
         finally:
+            await live.close()
             await providers.close()
 
     middleware = [
@@ -683,6 +774,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
     routes: list[BaseRoute] = [
         Route("/graphql", view, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", view),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_route(providers.guidebook_quota), methods=["GET"]),
         Route(
@@ -715,6 +807,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.providers = providers
+    app.state.live = live
     app.state.schema = schema
     return app
 

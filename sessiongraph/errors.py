@@ -9,6 +9,7 @@ SessionGraphError
 ├── PersistedQueryNotFound    PERSISTED_QUERY_NOT_FOUND
 ├── PersistedQueryNotInList   PERSISTED_QUERY_NOT_IN_LIST
 ├── OperationResolutionFailure OPERATION_RESOLUTION_FAILURE
+├── SubscriptionLimit         SUBSCRIPTION_LIMIT (extensions.reason)
 └── UpstreamError             (extensions.upstream, extensions.status)
     ├── UpstreamNotConfigured UPSTREAM_NOT_CONFIGURED
     ├── UpstreamUnavailable   UPSTREAM_UNAVAILABLE
@@ -32,6 +33,7 @@ __all__ = [
     "PersistedQueryNotInList",
     "QueryTooComplex",
     "SessionGraphError",
+    "SubscriptionLimit",
     "Unauthenticated",
     "UpstreamAuthFailed",
     "UpstreamError",
@@ -81,6 +83,17 @@ class PersistedQueryNotInList(SessionGraphError):
 
 class OperationResolutionFailure(SessionGraphError):
     code = "OPERATION_RESOLUTION_FAILURE"
+
+
+class SubscriptionLimit(SessionGraphError):
+    """Too many subscriptions on a connection or in the process, or a subscriber too slow to
+    keep up (`reason`: PER_CONNECTION, PER_PROCESS, SLOW_CONSUMER)."""
+
+    code = "SUBSCRIPTION_LIMIT"
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message, reason=reason)
+        self.reason = reason
 
 
 class Unauthenticated(SessionGraphError):

@@ -14,6 +14,7 @@ from ._response import (
     spoil_trace,
     start_collecting,
     start_trace,
+    uncached,
     warn_quota_low,
     warn_stale,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "spoil_trace",
     "start_collecting",
     "start_trace",
+    "uncached",
     "warn_quota_low",
     "warn_stale",
 ]

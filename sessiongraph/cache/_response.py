@@ -32,6 +32,7 @@ __all__ = [
     "spoil_trace",
     "start_collecting",
     "start_trace",
+    "uncached",
     "warn_quota_low",
     "warn_stale",
 ]
@@ -195,6 +196,11 @@ class Stored:
 
 Loader = Callable[[], Awaitable[Stored]]
 Policy = Callable[[Stored], Freshness | None]
+
+
+def uncached(_stored: Stored) -> Freshness | None:
+    """The policy of a read that must see the upstream as it is now (a live poll)."""
+    return None
 
 
 class ResponseCache:

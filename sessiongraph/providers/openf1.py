@@ -24,7 +24,7 @@ import orjson
 from dateutil import parser as dateparser
 from yarl import URL
 
-from ..cache import Freshness, Policy, Stored
+from ..cache import Freshness, Policy, Stored, uncached
 from ..errors import UpstreamRejected, UpstreamUnavailable
 from ..filtering import Condition, FilterSpec, matches
 from ._auth import TokenAuth, TokenFetcher, password_grant_fetcher
@@ -728,6 +728,23 @@ class OpenF1Provider:
             keys=session_keys,
             settled=settled,
         )
+
+    async def live_rows(
+        self, cls: type[RecordT], session_key: int, since: tuple[str, datetime] | None = None
+    ) -> list[RecordT]:
+        """A live topic's poll, never from the cache: a session's rows of `cls`'s collection,
+        all of them or those whose field `since[0]` is at or after `since[1]`."""
+        spec: FilterSpec = (("session_key", Condition(eq=session_key)),)
+        if since is not None:
+            spec += ((since[0], Condition(gte=since[1])),)
+        collection = SESSION_COLLECTIONS.get(cls, "sessions")
+        response = await self.client.get(
+            collection, build_query(spec) or "", policy=uncached, tags=(collection,)
+        )
+        rows = self._rows(collection, response)
+        return [
+            r for r in (to_record(cls, row) for row in rows) if r is not None and matches(r, spec)
+        ]
 
     async def _list(
         self,

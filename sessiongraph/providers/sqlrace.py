@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 from yarl import URL
 
+from ..cache import Policy, uncached
 from ..errors import NotFound, UpstreamRejected, UpstreamUnavailable
 from ._auth import TokenFetcher, password_grant_fetcher
 from ._http import UpstreamClient
@@ -404,6 +405,32 @@ class SqlRaceProvider:
             return None
         return self._session(connection, row)
 
+    async def live_sessions(self, connection: str) -> list[SqlRaceSessionRecord]:
+        """`…/sessions/live`, every page, never from the cache (a live subscription's poll)."""
+        found: list[SqlRaceSessionRecord] = []
+        for page in range(self.max_pages):
+            query = f"page={page + self.first_page}&pageSize={self.page_size}"
+            rows = await self._list(
+                f"connections/{path_segment(connection)}/sessions/live",
+                query,
+                missing=f"connection {connection!r}",
+                policy=uncached,
+            )
+            found.extend(r for r in (self._session(connection, row) for row in rows) if r)
+            if len(rows) < self.page_size:
+                break
+        return found
+
+    async def live_laps(self, connection: str, key: str) -> list[LapRecord]:
+        """A recording session's laps as they are now, never from the cache."""
+        async with self._gate:
+            rows = await self._list(
+                f"{self._session_path(connection, key)}/laps",
+                missing=f"session {key!r} of connection {connection!r}",
+                policy=uncached,
+            )
+        return [r for r in map(lap_record, rows) if r is not None]
+
     async def details(self, connection: str, key: str) -> list[SessionDetailRecord]:
         rows = await self._per_session(connection, key, "details")
         return [r for r in map(detail_record, rows) if r is not None]
@@ -466,14 +493,18 @@ class SqlRaceProvider:
             finally:
                 self.in_flight -= 1
 
-    async def _list(self, path: str, query: str = "", *, missing: str) -> list[Any]:
-        payload = await self._read(path, missing, query)
+    async def _list(
+        self, path: str, query: str = "", *, missing: str, policy: Policy | None = None
+    ) -> list[Any]:
+        payload = await self._read(path, missing, query, policy)
         if not isinstance(payload, list):
             raise UpstreamUnavailable(UPSTREAM, "sqlrace sent an unexpected response shape")
         return payload
 
-    async def _read(self, path: str, missing: str, query: str = "") -> Any:
-        response = await self.client.get(path, query)
+    async def _read(
+        self, path: str, missing: str, query: str = "", policy: Policy | None = None
+    ) -> Any:
+        response = await self.client.get(path, query, policy=policy)
         if response.status == 404:
             # The server's 404 body is undocumented (§4): an unknown name and an unknown
             # route look the same, so both are reported as the thing we asked for.

@@ -135,11 +135,14 @@ async def create_session(
     if outcome.problems:
         return outcome
     reuse_existing = chosen if reuse is None else reuse
-    await _send(
-        outcome, lambda: provider.create_session(_wire(values), reuse_existing=reuse_existing)
-    )
-    if part is not None and outcome.record is not None:
-        await _upload(info, outcome, outcome.record.id, part, "created")
+    try:
+        await _send(
+            outcome, lambda: provider.create_session(_wire(values), reuse_existing=reuse_existing)
+        )
+        if part is not None and outcome.record is not None:
+            await _upload(info, outcome, outcome.record.id, part, "created")
+    finally:
+        _told(info, values["guide"], outcome.record.id if outcome.record else None)
     return outcome
 
 
@@ -169,13 +172,24 @@ async def update_session(
     wire = _wire(changes)
     if remove_image:
         wire["image"] = None
-    if wire or part is None:
-        await _send(outcome, lambda: provider.update_session(session_id, wire))
-    else:
-        outcome.record = current
-    if part is not None and outcome.record is not None:
-        await _upload(info, outcome, session_id, part, "updated")
+    try:
+        if wire or part is None:
+            await _send(outcome, lambda: provider.update_session(session_id, wire))
+        else:
+            outcome.record = current
+        if part is not None and outcome.record is not None:
+            await _upload(info, outcome, session_id, part, "updated")
+    finally:
+        _told(info, current.guide, session_id)
     return outcome
+
+
+def _told(info: Info, guide_id: int | None, session_id: int | None) -> None:
+    """Subscribers to the guide's changes look again (also after a write whose outcome is
+    unknown: they see whatever landed)."""
+    live = info.context.live
+    if live is not None:
+        live.guidebook.told(guide_id, session_id)
 
 
 # What an image's first bytes are for each format Guidebook takes (reference: PNG and JPEG).
@@ -230,7 +244,10 @@ async def _upload(
 async def delete_session(info: Info, session_id: int) -> Outcome[None]:
     authorize(info)
     provider = read.provider(info)
-    return await _delete(session_id, lambda: provider.delete_session(session_id))
+    try:
+        return await _delete(session_id, lambda: provider.delete_session(session_id))
+    finally:
+        _told(info, None, session_id)
 
 
 def _session_rules(merged: Mapping[str, Any], given: Mapping[str, Any]) -> list[Problem]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any, Literal
 
@@ -23,6 +23,7 @@ from strawberry.types import ExecutionContext
 
 from ..config import Settings
 from ..errors import BadUserInput, SessionGraphError
+from ..resolvers.subscriptions import take_cursor
 from .context import Info
 from .credentials import QueryCredential
 from .errors import ErrorCodes
@@ -34,6 +35,7 @@ from .query import Query
 from .reported import ReportedErrors
 from .scalars import DATETIME_SCALAR
 from .series import COLUMN_SCALARS
+from .subscription import Subscription
 
 __all__ = ["SessionGraphSchema", "build_schema"]
 
@@ -72,6 +74,14 @@ class SessionGraphSchema(strawberry.federation.Schema):
                 "more errors in this response",
                 extra={"unlogged": counts.total() - _LOGGED_ERRORS, "codes": dict(counts)},
             )
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        """Every transport's subscription events carry `extensions.cursor`, the event's place
+        in its topic (SSE also sends it as the event's `id`), to resume from."""
+        result = await super().stream(*args, **kwargs)
+        if not hasattr(result, "__aiter__"):
+            return result
+        return _with_cursors(result)
 
     def entities_resolver(
         self, info: Info, representations: list[FederationAny]
@@ -118,6 +128,7 @@ def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
         query=Query,
         federation_version=FEDERATION_VERSION,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         execution_context_class=PlainObjectsExecutor,
         config=StrawberryConfig(
@@ -131,3 +142,14 @@ def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
             ),
         ),
     )
+
+
+async def _with_cursors(results: Any) -> AsyncIterator[Any]:
+    try:
+        async for result in results:
+            cursor = take_cursor()
+            if cursor is not None and hasattr(result, "extensions"):
+                result.extensions = {**(result.extensions or {}), "cursor": cursor}
+            yield result
+    finally:
+        await results.aclose()

@@ -16,6 +16,7 @@ from strawberry.types import Info as StrawberryInfo
 from strawberry.types.nodes import SelectedField, convert_arguments, convert_directives
 
 from ..config import Settings
+from ..live import Live
 from ..loaders import Loaders
 from ..providers import Providers
 
@@ -29,6 +30,10 @@ class Context:
     loaders: Loaders
     request: Any = None
     response: Any = None
+    # The process's live feeds (subscriptions), shared by every request.
+    live: Live | None = None
+    # graphql-ws / graphql-transport-ws `connection_init` payload (strawberry sets it).
+    connection_params: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
     # Errors reported beside data that is still returned (see schema/reported.py).
     reported_errors: list[GraphQLError] = field(default_factory=list)

@@ -1,0 +1,100 @@
+"""Live feeds shared by subscribers: one upstream feed per topic for any number of them."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Settings
+from ..errors import SubscriptionLimit
+from ..providers import Providers
+from ._hub import Event, Feed, Hub
+from .guidebook import ChangeKind, GuidebookChange, GuidebookChanges
+from .openf1 import TOPICS, OpenF1Live, SessionStatus, SessionStatusRecord, decode_cursor
+from .sqlrace import LiveSessionChange, LiveSessionKind, SqlRaceLive
+
+__all__ = [
+    "TOPICS",
+    "ChangeKind",
+    "Event",
+    "Feed",
+    "GuidebookChange",
+    "Hub",
+    "Live",
+    "LiveSessionChange",
+    "LiveSessionKind",
+    "SessionStatus",
+    "SessionStatusRecord",
+    "build_live",
+    "decode_cursor",
+]
+
+
+@dataclass
+class Live:
+    """The process's live topics, and its count of live connections (MAX_LIVE_CONNECTIONS)."""
+
+    hub: Hub
+    openf1: OpenF1Live
+    guidebook: GuidebookChanges
+    sqlrace: SqlRaceLive | None
+    max_connections: int
+    connections: int = 0
+    mqtt: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[None]:
+        """Holds one of the process's live connections while open; SUBSCRIPTION_LIMIT when
+        none is left."""
+        if self.connections >= self.max_connections:
+            raise SubscriptionLimit(
+                f"this server holds its most live connections ({self.max_connections}); "
+                "try again later",
+                "PER_PROCESS",
+            )
+        self.connections += 1
+        try:
+            yield
+        finally:
+            self.connections -= 1
+
+    async def start(self) -> None:
+        if self.mqtt is not None:
+            await self.mqtt.start()
+
+    async def close(self) -> None:
+        await self.hub.close()
+        if self.mqtt is not None:
+            await self.mqtt.close()
+
+
+def build_live(settings: Settings, providers: Providers) -> Live:
+    hub = Hub()
+    openf1 = OpenF1Live(
+        hub,
+        providers.openf1,
+        poll_seconds=settings.live_poll_seconds,
+        rate_per_minute=settings.openf1_rate_per_minute,
+        has_account=settings.openf1_username is not None,
+    )
+    guidebook = GuidebookChanges(
+        hub,
+        poll=settings.guidebook_webhook_token is None,
+        poll_seconds=max(settings.live_poll_seconds, 30.0),
+        daily_quota=settings.guidebook_daily_quota,
+    )
+    # The webhook receiver tells the server-key provider; callers' views share its listeners.
+    base = providers.guidebook or (
+        providers.guidebook_keys.base if providers.guidebook_keys else None
+    )
+    if base is not None:
+        base.change_listeners.append(guidebook.webhook)
+    sqlrace = (
+        SqlRaceLive(hub, providers.sqlrace, poll_seconds=settings.live_poll_seconds)
+        if providers.sqlrace is not None
+        else None
+    )
+    return Live(hub, openf1, guidebook, sqlrace, settings.max_live_connections)

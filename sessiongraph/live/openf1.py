@@ -1,0 +1,409 @@
+"""OpenF1's live topics: one feed per (endpoint, session), fed by the MQTT broker when the
+deployment has an account and it is up, otherwise by REST polls with a date cursor."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+import orjson
+
+from ..errors import (
+    BadUserInput,
+    NotFound,
+    UpstreamAuthFailed,
+    UpstreamError,
+    UpstreamNotConfigured,
+    UpstreamRateLimited,
+)
+from ..providers.openf1 import (
+    F1LapRecord,
+    F1SessionRecord,
+    IntervalRecord,
+    OpenF1Provider,
+    OvertakeRecord,
+    PitStopRecord,
+    PositionRecord,
+    RaceControlRecord,
+    SessionResultRecord,
+    StintRecord,
+    TeamRadioRecord,
+    WeatherRecord,
+    to_record,
+)
+from ._hub import Event, Feed, Hub
+
+__all__ = [
+    "TOPICS",
+    "LiveTopic",
+    "OpenF1Live",
+    "SessionStatus",
+    "SessionStatusRecord",
+    "decode_cursor",
+]
+
+logger = logging.getLogger("sessiongraph.live")
+
+# Polls that fail in a row (5xx, timeouts, dropped connections) before the subscribers are
+# told with the coded error; fewer are ridden out and the next poll fills the gap.
+MAX_POLL_FAILURES = 5
+# Every this many polls, whether the session is over (its results are out) is checked.
+STATUS_EVERY_POLLS = 5
+# Live polls may use at most this share of the OpenF1 rate budget; queries keep the rest.
+POLL_BUDGET_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class LiveTopic:
+    """One OpenF1 endpoint as a live topic. `identity` are the fields of OpenF1's `_key` (one
+    row, whatever its versions); `overlap` is how far before the newest date seen each poll
+    reads again, for late rows and corrections (a lap gets its times when it is completed)."""
+
+    endpoint: str
+    cls: type[Any]
+    date_field: str | None
+    identity: tuple[str, ...]
+    overlap_seconds: float = 30.0
+
+
+TOPICS: dict[str, LiveTopic] = {
+    topic.endpoint: topic
+    for topic in (
+        LiveTopic("race_control", RaceControlRecord, "date", ("date", "category", "message")),
+        LiveTopic("laps", F1LapRecord, "date_start", ("driver_number", "lap_number"), 300),
+        LiveTopic("position", PositionRecord, "date", ("date", "driver_number")),
+        LiveTopic("intervals", IntervalRecord, "date", ("date", "driver_number")),
+        LiveTopic("pit", PitStopRecord, "date", ("driver_number", "lap_number"), 120),
+        # Stints carry no date: each poll reads the session's (short) list whole.
+        LiveTopic("stints", StintRecord, None, ("driver_number", "stint_number")),
+        LiveTopic("weather", WeatherRecord, "date", ("date",), 120),
+        LiveTopic("team_radio", TeamRadioRecord, "date", ("date", "driver_number"), 60),
+        LiveTopic(
+            "overtakes",
+            OvertakeRecord,
+            "date",
+            ("date", "overtaking_driver_number", "overtaken_driver_number"),
+            60,
+        ),
+    )
+}
+
+
+class SessionStatus(Enum):
+    SCHEDULED = "SCHEDULED"
+    STARTED = "STARTED"
+    FINISHED = "FINISHED"
+    CANCELLED = "CANCELLED"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatusRecord:
+    """A session's state as OpenF1's data shows it: started once race control or laps have
+    rows, finished once its results are published (so a replay is live while it plays)."""
+
+    session_key: int
+    status: SessionStatus
+    session: F1SessionRecord
+
+
+def _text(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else "" if value is None else str(value)
+
+
+def _order(topic: LiveTopic, record: Any) -> tuple[Any, ...]:
+    date = getattr(record, topic.date_field) if topic.date_field else None
+    rest = (name for name in topic.identity if name != topic.date_field)
+    return (_text(date), *(_text(getattr(record, name)) for name in rest))
+
+
+def encode_cursor(order: tuple[Any, ...]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(order)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[Any, ...]:
+    """A cursor back into its order; BAD_USER_INPUT for anything this gateway did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        order = orjson.loads(raw)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        order = None
+    if not isinstance(order, list) or not order or not all(isinstance(v, str) for v in order):
+        raise BadUserInput("`after` is not a cursor of this subscription")
+    return tuple(order)
+
+
+class _Merger:
+    """Versions of rows in, events out: a row is an event when new or changed (the newest
+    version wins, by `_id` when the broker sends one)."""
+
+    def __init__(self, topic: LiveTopic) -> None:
+        self.topic = topic
+        self.latest: dict[tuple[Any, ...], Any] = {}
+        self.newest: datetime | None = None
+        self.ids: dict[str, int] = {}
+
+    def since(self) -> tuple[str, datetime] | None:
+        if self.topic.date_field is None or self.newest is None:
+            return None
+        return self.topic.date_field, self.newest - timedelta(seconds=self.topic.overlap_seconds)
+
+    def take(self, records: list[Any]) -> list[Event[Any]]:
+        events = []
+        for record in records:
+            identity = tuple(getattr(record, name) for name in self.topic.identity)
+            if self.latest.get(identity) == record:
+                continue
+            self.latest[identity] = record
+            date = getattr(record, self.topic.date_field) if self.topic.date_field else None
+            if isinstance(date, datetime) and (self.newest is None or date > self.newest):
+                self.newest = date
+            order = _order(self.topic, record)
+            events.append(Event(record, order, encode_cursor(order)))
+        events.sort(key=lambda event: event.order)
+        self._prune()
+        return events
+
+    def newer_id(self, key: Any, message_id: Any) -> bool:
+        """Whether a broker message is newer than the last of its `_key` (ids rise)."""
+        if not isinstance(key, str) or not isinstance(message_id, int):
+            return True
+        if message_id <= self.ids.get(key, -1):
+            return False
+        self.ids[key] = message_id
+        return True
+
+    def _prune(self) -> None:
+        # Rows older than the re-read window are never compared again.
+        if len(self.latest) < 20_000 or self.newest is None or self.topic.date_field is None:
+            return
+        horizon = self.newest - timedelta(seconds=2 * self.topic.overlap_seconds)
+        field = self.topic.date_field
+        self.latest = {
+            k: r for k, r in self.latest.items() if (d := getattr(r, field)) is None or d >= horizon
+        }
+        if len(self.ids) > 50_000:
+            self.ids.clear()
+
+
+class OpenF1Live:
+    """The process's OpenF1 live topics, over the hub."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        provider: OpenF1Provider,
+        *,
+        poll_seconds: float,
+        rate_per_minute: float,
+        mqtt: Any = None,
+        has_account: bool = False,
+    ) -> None:
+        self.hub = hub
+        self.provider = provider
+        self.poll_seconds = poll_seconds
+        self.rate_per_minute = rate_per_minute
+        # OpenF1Mqtt (live/openf1_mqtt.py) when the deployment has an account.
+        self.mqtt = mqtt
+        self.has_account = has_account
+        self.polling = 0
+        self.sleep: Callable[[float], Any] = asyncio.sleep
+
+    def interval(self) -> float:
+        """The poll interval: LIVE_POLL_SECONDS, longer when the topics polled at once would
+        spend more than their share of the OpenF1 rate budget."""
+        if self.rate_per_minute <= 0:
+            return self.poll_seconds
+        budgeted = max(1, self.polling) * 60 / (self.rate_per_minute * POLL_BUDGET_SHARE)
+        return max(self.poll_seconds, budgeted)
+
+    async def session_key(self, session_key: int | None, latest: bool) -> int:
+        """The session a subscription follows: `sessionKey`, or OpenF1's `latest` now."""
+        if (session_key is None) == (not latest):
+            raise BadUserInput("takes exactly one of `sessionKey` or `latest: true`")
+        if session_key is not None:
+            return session_key
+        from ..filtering import Condition
+
+        found = await self.provider.sessions((("session_key", Condition(latest=True)),))
+        if not found:
+            raise NotFound("no latest session")
+        return found[0].session_key
+
+    async def events(
+        self, endpoint: str, session_key: int, after: str | None
+    ) -> AsyncIterator[Event[Any]]:
+        topic = TOPICS[endpoint]
+        order = decode_cursor(after) if after is not None else None
+        await self._session(session_key)
+        async for event in self.hub.subscribe(
+            ("openf1", endpoint, session_key),
+            lambda feed: self._produce(topic, session_key, feed),
+            after=order,
+        ):
+            yield event
+
+    async def statuses(self, session_key: int) -> AsyncIterator[SessionStatusRecord]:
+        """The session's state now, then each change; ends once it is finished or cancelled."""
+        await self._session(session_key)
+        async for event in self.hub.subscribe(
+            ("openf1", "status", session_key),
+            lambda feed: self._produce_status(session_key, feed),
+            replay_all=True,
+            backlog_size=1,
+        ):
+            yield event.value
+
+    async def _session(self, session_key: int) -> F1SessionRecord:
+        found = await self.provider.sessions_by_key([session_key])
+        if not found:
+            raise NotFound(f"no session with key {session_key}")
+        return found[0]
+
+    # --- producers -----------------------------------------------------------------------
+
+    async def _produce(self, topic: LiveTopic, session_key: int, feed: Feed[Any]) -> None:
+        merger = _Merger(topic)
+        # The baseline is what a query shows (the same cached read): events are what came
+        # after it, so a client that queries and then subscribes misses nothing.
+        feed.baseline(merger.take(await self.provider.session_data(topic.cls, [session_key])))
+        feed.over = await self._over(session_key)
+        feed.mark_ready()
+        if feed.over:
+            return
+        if self.mqtt is not None:
+            with contextlib.suppress(_BrokerAway):
+                await self._from_broker(topic, session_key, feed, merger)
+                return
+        await self._poll(topic, session_key, feed, merger)
+
+    async def _from_broker(
+        self, topic: LiveTopic, session_key: int, feed: Feed[Any], merger: _Merger
+    ) -> None:
+        from .openf1_mqtt import LiveFeedLost
+
+        try:
+            async with self.mqtt.topic(topic.endpoint) as messages:
+                # Rows between the baseline and the subscription, which MQTT will not repeat.
+                await self._poll_once(topic, session_key, feed, merger)
+                async for message in messages:
+                    if message.get("session_key") != session_key:
+                        continue
+                    if not merger.newer_id(message.get("_key"), message.get("_id")):
+                        continue
+                    record = to_record(topic.cls, message)
+                    if record is not None:
+                        for event in merger.take([record]):
+                            feed.publish(event)
+        except LiveFeedLost as lost:
+            logger.warning(
+                "openf1 broker lost; polling instead",
+                extra={"topic": topic.endpoint, "error": str(lost)},
+            )
+            raise _BrokerAway from lost
+
+    async def _poll(
+        self, topic: LiveTopic, session_key: int, feed: Feed[Any], merger: _Merger
+    ) -> None:
+        self.polling += 1
+        try:
+            polls = failures = 0
+            while True:
+                await self.sleep(self.interval() * random.uniform(0.9, 1.1))
+                try:
+                    await self._poll_once(topic, session_key, feed, merger)
+                    polls += 1
+                    if polls % STATUS_EVERY_POLLS == 0 and await self._over(session_key):
+                        return
+                    failures = 0
+                except UpstreamError as exc:
+                    failures += 1
+                    self._give_up(exc, failures)
+        finally:
+            self.polling -= 1
+
+    async def _poll_once(
+        self, topic: LiveTopic, session_key: int, feed: Feed[Any], merger: _Merger
+    ) -> None:
+        records = await self.provider.live_rows(topic.cls, session_key, merger.since())
+        for event in merger.take(records):
+            feed.publish(event)
+
+    def _give_up(self, exc: UpstreamError, failures: int) -> None:
+        """Raise (ending the topic with the coded error) unless the failure is worth riding out."""
+        if isinstance(exc, UpstreamAuthFailed) and not self.has_account:
+            raise UpstreamAuthFailed(
+                exc.upstream,
+                "OpenF1 serves live data only to accounts (set SESSIONGRAPH_OPENF1_USERNAME "
+                f"and SESSIONGRAPH_OPENF1_PASSWORD): {exc.message}",
+                status=exc.status,
+            ) from exc
+        if isinstance(exc, UpstreamAuthFailed | UpstreamNotConfigured):
+            raise exc
+        if isinstance(exc, UpstreamRateLimited) or failures < MAX_POLL_FAILURES:
+            logger.info(
+                "live poll failed; trying again",
+                extra={"error": exc.code, "failures": failures},
+            )
+            return
+        raise exc
+
+    async def _over(self, session_key: int) -> bool:
+        return await self._status(session_key) in (SessionStatus.FINISHED, SessionStatus.CANCELLED)
+
+    async def _status(self, session_key: int) -> SessionStatus:
+        record = await self._status_record(session_key)
+        return record.status
+
+    async def _status_record(self, session_key: int) -> SessionStatusRecord:
+        sessions = await self.provider.live_rows(F1SessionRecord, session_key)
+        if not sessions:
+            raise NotFound(f"no session with key {session_key}")
+        session = sessions[0]
+        if session.is_cancelled:
+            status = SessionStatus.CANCELLED
+        elif await self.provider.live_rows(SessionResultRecord, session_key):
+            status = SessionStatus.FINISHED
+        elif await self.provider.live_rows(RaceControlRecord, session_key):
+            status = SessionStatus.STARTED
+        else:
+            status = SessionStatus.SCHEDULED
+        return SessionStatusRecord(session_key, status, session)
+
+    async def _produce_status(self, session_key: int, feed: Feed[Any]) -> None:
+        def event(record: SessionStatusRecord) -> Event[Any]:
+            order = (record.status.value,)
+            return Event(record, order, encode_cursor(order))
+
+        current = await self._status_record(session_key)
+        feed.baseline([event(current)])
+        feed.mark_ready()
+        self.polling += 1
+        try:
+            failures = 0
+            while current.status in (SessionStatus.SCHEDULED, SessionStatus.STARTED):
+                await self.sleep(self.interval() * random.uniform(0.9, 1.1))
+                try:
+                    found = await self._status_record(session_key)
+                    failures = 0
+                except UpstreamError as exc:
+                    failures += 1
+                    self._give_up(exc, failures)
+                    continue
+                if found.status != current.status:
+                    current = found
+                    feed.publish(event(current))
+        finally:
+            self.polling -= 1
+
+
+class _BrokerAway(Exception):
+    pass
