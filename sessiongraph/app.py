@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -441,7 +442,19 @@ class GraphQLView(GraphQL[Context, None]):
         return playground_response()
 
     def decode_json(self, data: str | bytes) -> object:
+        """A WebSocket frame (HTTP bodies go through `parse_json`): a JSON object, else the
+        protocol's 4400 close (strawberry would fail on other JSON values)."""
         payload = orjson.loads(data)
+        if not isinstance(payload, dict):
+            raise json.JSONDecodeError("a message must be a JSON object", str(data), 0)
+        return payload
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """An HTTP body or parameter: GraphQL over HTTP's request parameters, each of its type."""
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise HTTPException(400, "Unable to parse request body as JSON") from exc
         operations = payload if isinstance(payload, list) else [payload]
         if not all(isinstance(operation, dict) for operation in operations):
             raise HTTPException(

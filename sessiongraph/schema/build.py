@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any, Literal
 
 import strawberry
-from graphql import GraphQLError
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode, parse
 from strawberry.extensions import (
     DisableIntrospection,
     MaxTokensLimiter,
@@ -20,13 +20,14 @@ from strawberry.extensions import (
 from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionResult as StrawberryExecutionResult
 
 from ..config import Settings
 from ..errors import BadUserInput, SessionGraphError
 from ..resolvers.subscriptions import take_cursor
 from .context import Info
 from .credentials import QueryCredential
-from .errors import ErrorCodes
+from .errors import ErrorCodes, coded
 from .execution import PlainObjectsExecutor
 from .limits import DocumentGuard, DocumentLimits
 from .mutation import Mutation
@@ -77,11 +78,37 @@ class SessionGraphSchema(strawberry.federation.Schema):
 
     async def stream(self, *args: Any, **kwargs: Any) -> Any:
         """Every transport's subscription events carry `extensions.cursor`, the event's place
-        in its topic (SSE also sends it as the event's `id`), to resume from."""
+        in its topic (SSE also sends it as the event's `id`), to resume from; a subscription
+        that fails (before its first event or later) ends with one coded error event."""
         result = await super().stream(*args, **kwargs)
         if not hasattr(result, "__aiter__"):
             return result
-        return _with_cursors(result)
+        query = kwargs.get("query", args[0] if args else None)
+        return self._events(result, query, kwargs.get("operation_name"))
+
+    async def _events(
+        self, results: Any, query: str | None, operation_name: str | None
+    ) -> AsyncIterator[Any]:
+        try:
+            async for result in results:
+                cursor = take_cursor()
+                if cursor is not None and hasattr(result, "extensions"):
+                    result.extensions = {**(result.extensions or {}), "cursor": cursor}
+                yield result
+        except Exception as exc:
+            # strawberry would close the stream with a bare `complete`: the client would never
+            # learn why (a session that does not exist, a limit, an upstream gone).
+            error = coded(
+                GraphQLError(
+                    str(exc) if isinstance(exc, SessionGraphError) else "subscription failed",
+                    path=[_root_key(query, operation_name)],
+                    original_error=exc,
+                )
+            )
+            self.process_errors([error])
+            yield StrawberryExecutionResult(data=None, errors=[error])
+        finally:
+            await results.aclose()
 
     def entities_resolver(
         self, info: Info, representations: list[FederationAny]
@@ -144,12 +171,17 @@ def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
     )
 
 
-async def _with_cursors(results: Any) -> AsyncIterator[Any]:
+def _root_key(query: str | None, operation_name: str | None) -> str:
+    """The response key of a subscription's (single) root field, for its error's path."""
     try:
-        async for result in results:
-            cursor = take_cursor()
-            if cursor is not None and hasattr(result, "extensions"):
-                result.extensions = {**(result.extensions or {}), "cursor": cursor}
-            yield result
-    finally:
-        await results.aclose()
+        document = parse(query or "")
+    except GraphQLError:
+        return "subscription"
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and (
+            operation_name is None or (definition.name and definition.name.value == operation_name)
+        ):
+            for selection in definition.selection_set.selections:
+                if isinstance(selection, FieldNode):
+                    return (selection.alias or selection.name).value
+    return "subscription"
