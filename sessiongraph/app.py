@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,11 +26,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry import UNSET
-from strawberry.asgi import GraphQL
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.http.streaming import SSETransport
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions import (
@@ -109,9 +110,21 @@ class ResumableSSE(SSETransport):
         return f"id: {cursor}\r\n{event}" if isinstance(cursor, str) else event
 
 
+class TextFrames(ASGIWebSocketAdapter):
+    """graphql-ws and graphql-transport-ws messages are text frames: browsers' clients cannot
+    read binary ones (strawberry sends bytes when `encode_json` returns bytes)."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class GraphQLView(GraphQL[Context, None]):
     """strawberry's ASGI view with our context, orjson, and GraphQL-shaped HTTP errors."""
 
+    websocket_adapter_class = TextFrames
     stream_transport_classes_by_protocol = {  # noqa: RUF012 - strawberry reads it so
         **GraphQL.stream_transport_classes_by_protocol,
         GRAPHQL_SSE_PROTOCOL: ResumableSSE,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
+import httpx
 from playwright.sync_api import Page, expect
 
 from sessiongraph.playground.examples import EXAMPLES, default_document
@@ -119,3 +121,25 @@ def test_a_query_link_opens_in_the_editor_unrun(
     assert sandbox.requests("openf1") == 0
     browser.locator(".graphiql-execute-button").click()
     expect(browser.locator(".graphiql-response")).to_contain_text("Spa", timeout=30_000)
+
+
+def test_graphiql_runs_a_subscription_over_the_websocket(
+    make_gateway: Any, sandbox: Sandbox, browser: Page
+) -> None:
+    replay = {"session_key": 9839, "speed": 60, "from_seconds": 0}
+    httpx.post(sandbox.root("openf1") + "/__sandbox/replay", json=replay).raise_for_status()
+    gateway = make_gateway(
+        openf1_username="sandbox",
+        openf1_password="sandbox",
+        live_poll_seconds=0.3,
+        openf1_rate_per_minute=0,
+    )
+    sockets: list[str] = []
+    browser.on("websocket", lambda socket: sockets.append(socket.url))
+    query = "subscription Live { raceControl(latest: true) { date message } }"
+    browser.goto(gateway.url + "/graphql?" + urlencode({"query": query}))
+    editor = browser.locator(".graphiql-query-editor .CodeMirror")
+    expect(editor).to_contain_text("subscription Live", timeout=30_000)
+    browser.locator(".graphiql-execute-button").click()
+    expect(browser.locator(".graphiql-response")).to_contain_text("raceControl", timeout=30_000)
+    assert sockets == [gateway.url.replace("http://", "ws://") + "/graphql"]

@@ -49,10 +49,10 @@ class Socket:
     async def send(self, message: dict[str, Any]) -> None:
         await self.connection.send(json.dumps(message))
 
-    async def receive(self, timeout: float = 20) -> dict[str, Any]:
+    async def receive(self, seconds: float = 20) -> dict[str, Any]:
         while True:
             message: dict[str, Any] = json.loads(
-                await asyncio.wait_for(self.connection.recv(), timeout)
+                await asyncio.wait_for(self.connection.recv(), seconds)
             )
             if message["type"] not in ("ping", "pong", "ka"):
                 return message
@@ -178,7 +178,7 @@ async def test_session_status_goes_from_started_to_finished(
         await client.subscribe("status", query)
         statuses = []
         while True:
-            message = await client.receive(timeout=60)
+            message = await client.receive(seconds=60)
             if message["type"] == "complete":
                 break
             statuses.append(message["payload"]["data"]["f1SessionStatus"]["status"])
@@ -230,11 +230,20 @@ async def test_the_process_limit_refuses_new_connections(
     async with socket(gateway) as client:
         url = gateway.url.replace("http://", "ws://") + "/graphql"
         with pytest.raises(websockets.exceptions.WebSocketException):
-            async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as second:
-                await second.send(json.dumps({"type": "connection_init"}))
-                await second.recv()
+            await refused_handshake(url)
         await client.subscribe("still", RACE_CONTROL)
         assert await client.nexts("still", 1)
+
+
+async def refused_handshake(url: str) -> None:
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as second:
+        await second.send(json.dumps({"type": "connection_init"}))
+        await second.recv()
+
+
+async def post(url: str, body: dict[str, Any]) -> None:
+    async with httpx.AsyncClient() as http:
+        (await http.post(url, json=body)).raise_for_status()
 
 
 async def test_garbage_frames_and_unknown_subprotocols_close_cleanly(
@@ -314,7 +323,7 @@ async def test_upstream_failing_midway_ends_with_a_coded_error(
         await client.nexts("rc", 1)
         sandbox.faults("openf1", error_rate=1.0, error_status=503)
         while True:
-            message = await client.receive(timeout=60)
+            message = await client.receive(seconds=60)
             if message.get("id") == "rc" and message["type"] != "next":
                 break
             if message["type"] == "next" and message["payload"].get("errors"):
@@ -387,8 +396,11 @@ async def test_guidebook_changes_from_mutations_and_webhooks(
     gateway = make_gateway(guidebook_webhook_token=token, cache_url="memory://")
     config = sandbox.root("guidebook") + "/__sandbox/config"
     hook = {"webhook_url": gateway.url + "/webhooks/guidebook", "webhook_token": token}
-    httpx.post(config, json=hook).raise_for_status()
-    query = "subscription { guidebookSessionChanges(guideId: 58214) { kind guidebookId session { name } } }"
+    await post(config, hook)
+    query = (
+        "subscription { guidebookSessionChanges(guideId: 58214) "
+        "{ kind guidebookId session { name } } }"
+    )
     async with socket(gateway) as client:
         await client.subscribe("gb", query)
         await asyncio.sleep(0.5)  # the feed reads the guide's sessions first
@@ -407,7 +419,7 @@ async def test_guidebook_changes_from_mutations_and_webhooks(
         }
         edit = {"action": "update_session", "id": 4120337, "fields": {"name": "Edited In Builder"}}
         builder = sandbox.root("guidebook") + "/__sandbox/guidebook/builder"
-        httpx.post(builder, json=edit).raise_for_status()
+        await post(builder, edit)
         (change,) = await client.nexts("gb", 1)
         assert change["data"]["guidebookSessionChanges"]["kind"] == "UPDATED"
         assert change["data"]["guidebookSessionChanges"]["session"] == {"name": "Edited In Builder"}
@@ -427,7 +439,7 @@ async def test_sqlrace_live_sessions_appear_and_grow(
         await client.subscribe("live", query, c=connection)
         await asyncio.sleep(0.5)
         body = {"connection": connection, "speed": 100, "laps": 2, "lap_seconds": 60}
-        httpx.post(record, json=body).raise_for_status()
+        await post(record, body)
         kinds: list[str] = []
         laps: list[int] = []
         while "ENDED" not in kinds and len(kinds) < 30:

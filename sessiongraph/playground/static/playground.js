@@ -10,9 +10,16 @@
     if (params.has(name)) linked[name] = params.get(name);
   }
 
+  // Subscriptions over graphql-transport-ws on the same path (ws: beside http:, wss: beside https:).
+  const socketUrl = new URL(window.location.pathname, window.location.href);
+  socketUrl.protocol = window.location.protocol === "https:" ? "wss:" : "ws:";
+
   ReactDOM.createRoot(document.getElementById("graphiql")).render(
     React.createElement(GraphiQL, {
-      fetcher: GraphiQL.createFetcher({ url: window.location.pathname }),
+      fetcher: GraphiQL.createFetcher({
+        url: window.location.pathname,
+        subscriptionUrl: socketUrl.toString(),
+      }),
       plugins: [GraphiQLPluginExplorer.explorerPlugin()],
       defaultTabs: config.tabs,
       defaultEditorToolsVisibility: true,
