@@ -9,6 +9,7 @@ import binascii
 import contextlib
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -58,6 +59,8 @@ logger = logging.getLogger("sessiongraph.live")
 MAX_POLL_FAILURES = 5
 # Every this many polls, whether the session is over (its results are out) is checked.
 STATUS_EVERY_POLLS = 5
+# While the broker is away, how long the feed polls before it asks the broker again.
+BROKER_RETRY_SECONDS = 30.0
 # Live polls may use at most this share of the OpenF1 rate budget; queries keep the rest.
 POLL_BUDGET_SHARE = 0.5
 
@@ -279,20 +282,29 @@ class OpenF1Live:
         feed.mark_ready()
         if feed.over:
             return
-        if self.mqtt is not None:
-            with contextlib.suppress(_BrokerAway):
-                await self._from_broker(topic, session_key, feed, merger)
+        while True:
+            if self.mqtt is not None:
+                try:
+                    await self._from_broker(topic, session_key, feed, merger)
+                    return  # the session is over
+                except _BrokerAway:
+                    pass
+            # Polls until the session is over, or (with a broker) until it is worth asking
+            # the broker again.
+            again = None if self.mqtt is None else time.monotonic() + BROKER_RETRY_SECONDS
+            if await self._poll(topic, session_key, feed, merger, again):
                 return
-        await self._poll(topic, session_key, feed, merger)
 
     async def _from_broker(
         self, topic: LiveTopic, session_key: int, feed: Feed[Any], merger: _Merger
     ) -> None:
+        """Events from the broker until the session is over; _BrokerAway when it is lost."""
         from .openf1_mqtt import LiveFeedLost
 
-        try:
+        async def consume() -> None:
             async with self.mqtt.topic(topic.endpoint) as messages:
-                # Rows between the baseline and the subscription, which MQTT will not repeat.
+                # Rows between the baseline (or the last poll) and the subscription, which
+                # the broker will not repeat.
                 await self._poll_once(topic, session_key, feed, merger)
                 async for message in messages:
                     if message.get("session_key") != session_key:
@@ -303,30 +315,59 @@ class OpenF1Live:
                     if record is not None:
                         for event in merger.take([record]):
                             feed.publish(event)
+
+        consumer = asyncio.create_task(consume())
+        watcher = asyncio.create_task(self._until_over(session_key))
+        try:
+            done, _ = await asyncio.wait({consumer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if consumer in done:
+                consumer.result()  # raises what ended it
+                raise _BrokerAway  # the broker ended the stream: poll, then ask again
         except LiveFeedLost as lost:
             logger.warning(
                 "openf1 broker lost; polling instead",
                 extra={"topic": topic.endpoint, "error": str(lost)},
             )
             raise _BrokerAway from lost
+        finally:
+            for task in (consumer, watcher):
+                task.cancel()
+            for task in (consumer, watcher):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _until_over(self, session_key: int) -> None:
+        """Returns once the session is over (checked as often as polls would check it)."""
+        while True:
+            await self.sleep(self.poll_seconds * STATUS_EVERY_POLLS)
+            with contextlib.suppress(UpstreamError):
+                if await self._over(session_key):
+                    return
 
     async def _poll(
-        self, topic: LiveTopic, session_key: int, feed: Feed[Any], merger: _Merger
-    ) -> None:
+        self,
+        topic: LiveTopic,
+        session_key: int,
+        feed: Feed[Any],
+        merger: _Merger,
+        until: float | None = None,
+    ) -> bool:
+        """Polls until the session is over (True) or `until` (monotonic) passes (False)."""
         self.polling += 1
         try:
             polls = failures = 0
-            while True:
+            while until is None or time.monotonic() < until:
                 await self.sleep(self.interval() * random.uniform(0.9, 1.1))
                 try:
                     await self._poll_once(topic, session_key, feed, merger)
                     polls += 1
                     if polls % STATUS_EVERY_POLLS == 0 and await self._over(session_key):
-                        return
+                        return True
                     failures = 0
                 except UpstreamError as exc:
                     failures += 1
                     self._give_up(exc, failures)
+            return False
         finally:
             self.polling -= 1
 
