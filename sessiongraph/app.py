@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from cross_web import HTTPException
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from graphql.execution import (
     ExperimentalIncrementalExecutionResults,
     SubsequentIncrementalExecutionResult,
@@ -30,7 +30,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry import UNSET
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.http.streaming import SSETransport
 from strawberry.schema import BaseSchema
@@ -102,12 +102,60 @@ CONNECTION_INIT_SECONDS = 10.0
 
 class ResumableSSE(SSETransport):
     """graphql-sse's distinct-connections mode, each event with its cursor as `id:`, which an
-    EventSource (or graphql-sse) sends back as `Last-Event-ID` when it reconnects."""
+    EventSource (or graphql-sse) sends back as `Last-Event-ID` when it reconnects. Lines end
+    in LF (urql's parser finds no event in CRLF-separated ones)."""
 
     def encode_next(self, response: GraphQLHTTPResponse, encode_json: Any) -> str:
         event = super().encode_next(response, encode_json)
         cursor = (response.get("extensions") or {}).get("cursor")
-        return f"id: {cursor}\r\n{event}" if isinstance(cursor, str) else event
+        return f"id: {cursor}\n{event}" if isinstance(cursor, str) else event
+
+    def encode_event(self, event: str, data: str | None = None) -> str:
+        return super().encode_event(event, data).replace("\r\n", "\n")
+
+    def encode_comment(self, comment: str) -> str:
+        return f": {comment}\n\n"
+
+
+_JSON_TYPES = ("application/json", "application/graphql-response+json", "application/graphql+json")
+
+
+def _stream_preferred(accept: str, transport: Any) -> bool:
+    """Whether the client prefers `transport`'s stream to a JSON answer: listed before every
+    JSON type, or with a higher quality (urql lists JSON first and event streams after)."""
+    stream: tuple[int, float] | None = None
+    json_type: tuple[int, float] | None = None
+    for index, item in enumerate(part for part in accept.split(",") if part.strip()):
+        media, *params = (piece.strip() for piece in item.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                with contextlib.suppress(ValueError):
+                    quality = float(value)
+        if stream is None and transport.accepts(item):
+            stream = (index, quality)
+        elif json_type is None and media.lower() in _JSON_TYPES:
+            json_type = (index, quality)
+    if stream is None:
+        return False
+    if json_type is None:
+        return True
+    return stream[1] > json_type[1] or (stream[1] == json_type[1] and stream[0] < json_type[0])
+
+
+def _is_subscription(data: GraphQLRequestData) -> bool:
+    try:
+        document = parse(data.query or "")
+    except GraphQLError:
+        return False
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    for operation in operations:
+        if data.operation_name is None or (
+            operation.name is not None and operation.name.value == data.operation_name
+        ):
+            return operation.operation is OperationType.SUBSCRIPTION
+    return False
 
 
 class TextFrames(ASGIWebSocketAdapter):
@@ -444,6 +492,26 @@ class GraphQLView(GraphQL[Context, None]):
         else:
             response.pop("extensions", None)
         return response, pending
+
+    def _get_stream_transport_from_headers(self, headers: Mapping[str, str]) -> Any:
+        # A stream only when the client prefers it to JSON (queries then keep their ETags and
+        # Cache-Control, and batches work), or for a subscription (below).
+        transport = super()._get_stream_transport_from_headers(headers)
+        accept = next((v for k, v in headers.items() if k.lower() == "accept"), "")
+        return transport if transport is not None and _stream_preferred(accept, transport) else None
+
+    async def parse_http_body(self, request: Any) -> Any:
+        data = await super().parse_http_body(request)
+        if (
+            isinstance(data, GraphQLRequestData)
+            and data.protocol == "http"
+            and _is_subscription(data)
+        ):
+            # A subscription from a client that lists JSON first (urql): the stream it accepts.
+            transport = super()._get_stream_transport_from_headers(request.headers)
+            if transport is not None:
+                data.protocol = transport.protocol
+        return data
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         # A browser navigating to `/graphql?query=…` gets the page with that query, unrun.
