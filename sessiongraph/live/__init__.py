@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cache import FallbackBackend
 from ..config import Settings
 from ..errors import SubscriptionLimit
 from ..providers import Providers
 from ._hub import Event, Feed, Hub
 from .guidebook import ChangeKind, GuidebookChange, GuidebookChanges
 from .openf1 import TOPICS, OpenF1Live, SessionStatus, SessionStatusRecord, decode_cursor
+from .openf1_mqtt import OpenF1Mqtt
 from .sqlrace import LiveSessionChange, LiveSessionKind, SqlRaceLive
 
 __all__ = [
@@ -73,11 +75,23 @@ class Live:
 
 def build_live(settings: Settings, providers: Providers) -> Live:
     hub = Hub()
+    mqtt = None
+    if providers.openf1.token_auth is not None:
+        # One broker connection per deployment: shared through the cache's Redis, if any.
+        backend = providers.cache.backend
+        redis = backend.primary.client if isinstance(backend, FallbackBackend) else None
+        mqtt = OpenF1Mqtt(
+            settings.openf1_mqtt_url,
+            providers.openf1.broker_password,
+            password_rejected=providers.openf1.broker_password_rejected,
+            redis=redis,
+        )
     openf1 = OpenF1Live(
         hub,
         providers.openf1,
         poll_seconds=settings.live_poll_seconds,
         rate_per_minute=settings.openf1_rate_per_minute,
+        mqtt=mqtt,
         has_account=settings.openf1_username is not None,
     )
     guidebook = GuidebookChanges(
@@ -97,4 +111,4 @@ def build_live(settings: Settings, providers: Providers) -> Live:
         if providers.sqlrace is not None
         else None
     )
-    return Live(hub, openf1, guidebook, sqlrace, settings.max_live_connections)
+    return Live(hub, openf1, guidebook, sqlrace, settings.max_live_connections, mqtt=mqtt)

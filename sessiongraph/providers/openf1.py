@@ -25,7 +25,7 @@ from dateutil import parser as dateparser
 from yarl import URL
 
 from ..cache import Freshness, Policy, Stored, uncached
-from ..errors import UpstreamRejected, UpstreamUnavailable
+from ..errors import UpstreamAuthFailed, UpstreamRejected, UpstreamUnavailable
 from ..filtering import Condition, FilterSpec, matches
 from ._auth import TokenAuth, TokenFetcher, password_grant_fetcher
 from ._http import UpstreamClient, UpstreamResponse
@@ -628,6 +628,7 @@ class OpenF1Provider:
         self.max_url_length = max_url_length
         self.freshness = freshness or OpenF1Freshness()
         self._parsed: OrderedDict[tuple[Any, ...], list[Any]] = OrderedDict()
+        self._broker_header = ""
         # Meetings and sessions from the local catalogue (None: every lookup goes upstream).
         self.catalogue: Catalogue | None = None
         if catalogue:
@@ -646,6 +647,20 @@ class OpenF1Provider:
     def token_auth(self) -> TokenAuth | None:
         auth = self.client.auth
         return auth if isinstance(auth, TokenAuth) else None
+
+    async def broker_password(self) -> str:
+        """The account's token: OpenF1's MQTT broker takes it as the password."""
+        auth = self.token_auth
+        if auth is None:
+            raise UpstreamAuthFailed(UPSTREAM, "OpenF1's broker needs an account")
+        self._broker_header = await auth.header() or ""
+        return self._broker_header.removeprefix("Bearer ")
+
+    async def broker_password_rejected(self) -> None:
+        """The broker refused the token: the next `broker_password` fetches a new one."""
+        auth = self.token_auth
+        if auth is not None and self._broker_header:
+            await auth.rejected(self._broker_header)
 
     async def meetings(self, spec: FilterSpec = ()) -> list[MeetingRecord]:
         if self.catalogue is not None:
