@@ -1,0 +1,218 @@
+"""OpenF1's broker as the live source, through the gateway against the emulator's replay: one
+connection per deployment (Redis lease), fan-out to other workers, outages and recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from sessiongraph.live.openf1_mqtt import LiveFeedLost, OpenF1Mqtt
+from tests._servers import Gateway, Sandbox
+
+LAPS = "subscription { f1Laps(latest: true) { driverNumber lapNumber lapDuration } }"
+
+
+def replay(sandbox: Sandbox, speed: float = 30) -> dict[str, Any]:
+    body = {"session_key": 9839, "speed": speed, "from_seconds": 600}
+    response = httpx.post(sandbox.root("openf1") + "/__sandbox/replay", json=body)
+    response.raise_for_status()
+    status: dict[str, Any] = response.json()
+    return status
+
+
+def broker(sandbox: Sandbox) -> dict[str, Any]:
+    found: dict[str, Any] = httpx.get(sandbox.root("openf1") + "/__sandbox/replay").json()
+    return found["broker"]  # type: ignore[no-any-return]
+
+
+def account(url: str, **more: Any) -> dict[str, Any]:
+    return {
+        "openf1_username": "sandbox",
+        "openf1_password": "sandbox",
+        "openf1_rate_per_minute": 0,
+        "live_poll_seconds": 0.5,
+        "openf1_mqtt_url": url,
+        **more,
+    }
+
+
+async def laps(gateway: Gateway, count: int, seconds: float = 30) -> list[dict[str, Any]]:
+    url = gateway.url.replace("http://", "ws://") + "/graphql"
+    found: list[dict[str, Any]] = []
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:
+        await ws.send(json.dumps({"type": "connection_init"}))
+        await ws.recv()
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": LAPS}}))
+        async with asyncio.timeout(seconds):
+            while len(found) < count:
+                message = json.loads(await ws.recv())
+                assert message["type"] == "next", message
+                found.append(message["payload"]["data"]["f1Laps"])
+    return found
+
+
+def requests_to(sandbox: Sandbox, path: str) -> int:
+    count: int = sandbox.stats("openf1")["by_path"].get(path, 0)
+    return count
+
+
+async def test_events_come_from_the_broker_not_from_polls(
+    make_gateway: Callable[..., Gateway], sandbox: Sandbox
+) -> None:
+    status = replay(sandbox)
+    gateway = make_gateway(**account(status["broker"]["url"]))
+    events = await laps(gateway, 30)
+    assert len(events) == 30
+    # The baseline and one gap-filling read; everything else came over MQTT.
+    assert requests_to(sandbox, "/v1/laps") <= 3
+    assert gateway.app.state.live.mqtt.status()["failures"] == 0
+
+
+async def test_two_gateways_sharing_redis_hold_one_broker_connection(
+    make_gateway: Callable[..., Gateway], sandbox: Sandbox, redis_url: str
+) -> None:
+    status = replay(sandbox)
+    settings = account(status["broker"]["url"], cache_url=redis_url)
+    first, second = make_gateway(**settings), make_gateway(**settings)
+    both = await asyncio.gather(laps(first, 20), laps(second, 20))
+    assert all(len(events) == 20 for events in both)
+    assert broker(sandbox)["connections"] == 1
+    holders = [g.app.state.live.mqtt.holder for g in (first, second)]
+    assert sorted(holders) == [False, True]
+
+
+async def test_a_broker_outage_falls_back_to_polling_and_misses_nothing(
+    make_gateway: Callable[..., Gateway], sandbox: Sandbox
+) -> None:
+    status = replay(sandbox, speed=60)
+    gateway = make_gateway(**account(status["broker"]["url"]))
+    gateway.app.state.live.mqtt.lease_seconds = 1.0
+    url = gateway.url.replace("http://", "ws://") + "/graphql"
+    received: list[tuple[int, int, Any]] = []
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:
+        await ws.send(json.dumps({"type": "connection_init"}))
+        await ws.recv()
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": LAPS}}))
+
+        async def take(count: int) -> None:
+            async with asyncio.timeout(60):
+                for _ in range(count):
+                    message = json.loads(await ws.recv())
+                    assert message["type"] == "next", message
+                    lap = message["payload"]["data"]["f1Laps"]
+                    received.append((lap["driverNumber"], lap["lapNumber"], lap["lapDuration"]))
+
+        await take(10)
+        polls = requests_to(sandbox, "/v1/laps")
+        async with httpx.AsyncClient() as http:
+            stop = {"running": False}
+            await http.post(sandbox.root("openf1") + "/__sandbox/replay/broker", json=stop)
+            await take(30)  # the stream goes on: polled meanwhile
+            assert requests_to(sandbox, "/v1/laps") > polls + 1
+            start = {"running": True}
+            await http.post(sandbox.root("openf1") + "/__sandbox/replay/broker", json=start)
+        await take(10)
+    assert len(received) == len(set(received))  # nothing twice
+    # Nothing missed: each driver's laps come in order, every lap completed once.
+    completed = [(d, n) for d, n, duration in received if duration is not None]
+    assert len(completed) == len(set(completed))
+
+
+async def test_a_refused_password_renews_the_token_then_reports_the_loss(sandbox: Sandbox) -> None:
+    status = replay(sandbox)
+    renewed: list[bool] = []
+
+    async def password() -> str:
+        return "not-a-token"
+
+    async def rejected() -> None:
+        renewed.append(True)
+
+    mqtt = OpenF1Mqtt(
+        status["broker"]["url"],
+        password,
+        password_rejected=rejected,
+        lease_seconds=1,
+        reconnect_seconds=(0.1, 0.2),
+    )
+    try:
+        async with mqtt.topic("laps") as messages:
+            with pytest.raises(LiveFeedLost):
+                async with asyncio.timeout(15):
+                    await anext(messages)
+    finally:
+        await mqtt.close()
+    assert renewed == [True]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[str]:
+    """A real mosquitto from Debian on a free port, anonymous, for the client's own checks."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(binary).exists():
+        pytest.skip("mosquitto is not installed (make system-deps installs it)")
+    port = _free_port()
+    config = tmp_path / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    child = subprocess.Popen([binary, "-c", str(config)], stderr=subprocess.DEVNULL)  # noqa: S603
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                child.kill()
+                pytest.fail("mosquitto did not start")
+            time.sleep(0.05)
+    try:
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        child.terminate()
+        child.wait(10)
+
+
+async def test_against_mosquitto_topics_are_refcounted_and_messages_decoded(
+    mosquitto: str,
+) -> None:
+    import aiomqtt
+
+    async def password() -> str:
+        return "anything"
+
+    mqtt = OpenF1Mqtt(mosquitto, password, lease_seconds=2, reconnect_seconds=(0.1, 0.5))
+    host, port = mosquitto.removeprefix("mqtt://").split(":")
+    try:
+        async with aiomqtt.Client(host, int(port)) as publisher:
+            async with mqtt.topic("race_control") as messages:
+                for _ in range(50):  # until our subscription is in place
+                    await publisher.publish("v1/race_control", b'{"_id": 1, "message": "x"}')
+                    await publisher.publish("v1/race_control", b"not json")
+                    try:
+                        async with asyncio.timeout(0.2):
+                            first = await anext(messages)
+                        break
+                    except TimeoutError:
+                        continue
+                assert first == {"_id": 1, "message": "x"}
+            assert mqtt.status()["topics"] == []
+    finally:
+        await mqtt.close()
