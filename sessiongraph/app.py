@@ -125,17 +125,10 @@ def _stream_preferred(accept: str, transport: Any) -> bool:
     JSON type, or with a higher quality (urql lists JSON first and event streams after)."""
     stream: tuple[int, float] | None = None
     json_type: tuple[int, float] | None = None
-    for index, item in enumerate(part for part in accept.split(",") if part.strip()):
-        media, *params = (piece.strip() for piece in item.split(";"))
-        quality = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                with contextlib.suppress(ValueError):
-                    quality = float(value)
+    for index, (item, quality) in enumerate(_accept_items(accept)):
         if stream is None and transport.accepts(item):
             stream = (index, quality)
-        elif json_type is None and media.lower() in _JSON_TYPES:
+        elif json_type is None and _media(item) in _JSON_TYPES:
             json_type = (index, quality)
     if stream is None:
         return False
@@ -584,20 +577,34 @@ def _outcome(result: ExecutionResult) -> str:
     return "rejected" if pre_execution else "error"
 
 
-def _accepts(accept: str, media_type: str) -> bool:
-    """Whether an Accept header names `media_type` (at any non-zero quality)."""
+def _accept_items(accept: str) -> list[tuple[str, float]]:
+    """An Accept header's items in order: (the item as written, its quality; 0 if unreadable)."""
+    items = []
     for part in accept.split(","):
-        media, *params = (piece.strip() for piece in part.split(";"))
-        if media.lower() != media_type:
+        if not part.strip():
             continue
+        _, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
         for param in params:
             name, _, value = param.partition("=")
             if name.strip().lower() == "q":
                 try:
-                    return float(value) > 0
+                    quality = float(value)
                 except ValueError:
-                    return False
-        return True
+                    quality = 0.0
+        items.append((part.strip(), quality))
+    return items
+
+
+def _media(item: str) -> str:
+    return item.split(";", 1)[0].strip().lower()
+
+
+def _accepts(accept: str, media_type: str) -> bool:
+    """Whether an Accept header names `media_type` (at any non-zero quality)."""
+    for item, quality in _accept_items(accept):
+        if _media(item) == media_type:
+            return quality > 0
     return False
 
 
@@ -840,7 +847,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await providers.start()
-        await live.start()
         try:
             yield
         finally:

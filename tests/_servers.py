@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -140,6 +141,27 @@ class Gateway:
         self._serving.result(15)
         self._thread.close()
         self._sock.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, child: subprocess.Popen[Any], seconds: float = 10) -> None:
+    """Returns once something listens on `port`; kills `child` and raises if nothing does."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                child.kill()
+                raise
+            time.sleep(0.05)
 
 
 def sandbox_settings(sandbox: Sandbox, **overrides: Any) -> Settings:

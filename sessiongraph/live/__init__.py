@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from ..cache import FallbackBackend
 from ..config import Settings
@@ -44,8 +43,7 @@ class Live:
     sqlrace: SqlRaceLive | None
     max_connections: int
     connections: int = 0
-    mqtt: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    mqtt: OpenF1Mqtt | None = None
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[None]:
@@ -62,10 +60,6 @@ class Live:
             yield
         finally:
             self.connections -= 1
-
-    async def start(self) -> None:
-        if self.mqtt is not None:
-            await self.mqtt.start()
 
     async def close(self) -> None:
         await self.hub.close()

@@ -150,9 +150,6 @@ class OpenF1Mqtt:
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Nothing connects until a topic is wanted; see `topic()`."""
-
     async def close(self) -> None:
         self._closed = True
         for task in self._tasks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
@@ -13,7 +14,6 @@ from ..schema.context import Info
 from . import guidebook as guidebook_read
 
 __all__ = [
-    "current_cursor",
     "guidebook_changes",
     "openf1_events",
     "openf1_statuses",
@@ -32,10 +32,6 @@ def take_cursor() -> str | None:
     cursor = _cursor.get()
     _cursor.set(None)
     return cursor
-
-
-def current_cursor() -> str | None:
-    return _cursor.get()
 
 
 def _live(info: Info) -> Live:
@@ -59,20 +55,17 @@ async def _guarded(info: Info, events: AsyncIterator[T]) -> AsyncIterator[T]:
             f"at most {limit} subscriptions at once on one connection", "PER_CONNECTION"
         )
     context.extra["subscriptions"] = active + 1
-    held = None
     try:
-        if not context.extra.get("websocket"):
-            held = live.connection()
-            held.__enter__()
-        async for value in events:
-            context.loaders = Loaders(
-                context.providers, batching=context.settings.dataloader_batching
-            )
-            yield value
+        with contextlib.ExitStack() as stack:
+            if not context.extra.get("websocket"):
+                stack.enter_context(live.connection())  # the WebSocket holds one already
+            async for value in events:
+                context.loaders = Loaders(
+                    context.providers, batching=context.settings.dataloader_batching
+                )
+                yield value
     finally:
         context.extra["subscriptions"] -= 1
-        if held is not None:
-            held.__exit__(None, None, None)
         await events.aclose()  # type: ignore[attr-defined]
 
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ import pytest
 import websockets
 
 from sessiongraph.live.openf1_mqtt import LiveFeedLost, OpenF1Mqtt
-from tests._servers import Gateway, Sandbox
+from tests._servers import Gateway, Sandbox, free_port, wait_for_port
 
 LAPS = "subscription { f1Laps(latest: true) { driverNumber lapNumber lapDuration } }"
 
@@ -156,33 +154,17 @@ async def test_a_refused_password_renews_the_token_then_reports_the_loss(sandbox
     assert renewed == [True]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[str]:
     """A real mosquitto from Debian on a free port, anonymous, for the client's own checks."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
         pytest.skip("mosquitto is not installed (make system-deps installs it)")
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "mosquitto.conf"
     config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
     child = subprocess.Popen([binary, "-c", str(config)], stderr=subprocess.DEVNULL)  # noqa: S603
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                child.kill()
-                pytest.fail("mosquitto did not start")
-            time.sleep(0.05)
+    wait_for_port(port, child)
     try:
         yield f"mqtt://127.0.0.1:{port}"
     finally:
