@@ -322,6 +322,9 @@ async def test_upstream_failing_midway_ends_with_a_coded_error(
     async with socket(live) as client:
         await client.subscribe("rc", RACE_CONTROL)
         await client.nexts("rc", 1)
+        # Both sources gone: the broker down for an update, and REST answering 503.
+        broker = sandbox.root("openf1") + "/__sandbox/replay/broker"
+        await post(broker, {"running": False})
         sandbox.faults("openf1", error_rate=1.0, error_status=503)
         while True:
             message = await client.receive(seconds=60)
