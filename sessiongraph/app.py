@@ -783,9 +783,8 @@ class Readiness:
         parts = urlsplit(status.base_url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(parts.hostname, port), timeout=2
-            )
+            async with asyncio.timeout(2):
+                _, writer = await asyncio.open_connection(parts.hostname, port)
         except (OSError, TimeoutError):
             return False
         writer.close()

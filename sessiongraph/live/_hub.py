@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ..errors import SubscriptionLimit
+from ._tasks import stop_tasks
 
 __all__ = ["Event", "Feed", "Hub", "Producer"]
 
@@ -195,8 +196,4 @@ class Hub:
         for feed in list(self.feeds.values()):
             feed.complete()
         self.feeds.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_tasks(*tasks)

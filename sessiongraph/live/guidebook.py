@@ -133,10 +133,8 @@ class GuidebookChanges:
         interval passes when polling."""
         if self.poll:
             try:
-                first = await asyncio.wait_for(
-                    state.wake.get(),
-                    self.interval() * random.uniform(0.9, 1.1),
-                )
+                async with asyncio.timeout(self.interval() * random.uniform(0.9, 1.1)):
+                    first = await state.wake.get()
             except TimeoutError:
                 first = None
         else:

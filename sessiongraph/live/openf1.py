@@ -42,6 +42,7 @@ from ..providers.openf1 import (
     to_record,
 )
 from ._hub import Event, Feed, Hub
+from ._tasks import stop_tasks
 
 __all__ = [
     "TOPICS",
@@ -330,11 +331,7 @@ class OpenF1Live:
             )
             raise _BrokerAway from lost
         finally:
-            for task in (consumer, watcher):
-                task.cancel()
-            for task in (consumer, watcher):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await stop_tasks(consumer, watcher)
 
     async def _until_over(self, session_key: int) -> None:
         """Returns once the session is over (checked as often as polls would check it)."""

@@ -23,6 +23,8 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ._tasks import stop_tasks
+
 __all__ = ["LiveFeedLost", "OpenF1Mqtt", "SlowListener"]
 
 logger = logging.getLogger("sessiongraph.live")
@@ -75,6 +77,17 @@ class _Listener:
             self.ended = True
             with contextlib.suppress(asyncio.QueueFull):
                 self.queue.put_nowait(error)
+
+    # An iterator object rather than an async generator: a caller may time out a wait for the
+    # next message and wait again, where a cancelled generator would be finished for good.
+    def __aiter__(self) -> _Listener:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        item = await self.queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
 
 @dataclass(frozen=True)
@@ -152,11 +165,9 @@ class OpenF1Mqtt:
 
     async def close(self) -> None:
         self._closed = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # The loops also stop on `_closed`, in case a library turned the cancel into one of its
+        # own errors (aiomqtt's disconnect can).
+        await stop_tasks(*self._tasks)
         self._tasks.clear()
         if self.redis is not None and self.holder:
             with contextlib.suppress(RedisError, OSError):
@@ -199,20 +210,12 @@ class OpenF1Mqtt:
         self._changed.set()
         self._ensure_running()
         try:
-            yield self._iterate(listener)
+            yield listener
         finally:
             self.listeners[endpoint].discard(listener)
             if not self.listeners[endpoint]:
                 del self.listeners[endpoint]
             self._changed.set()
-
-    @staticmethod
-    async def _iterate(listener: _Listener) -> AsyncIterator[dict[str, Any]]:
-        while True:
-            item = await listener.queue.get()
-            if isinstance(item, BaseException):
-                raise item
-            yield item
 
     def _wanted_here(self) -> set[str]:
         return {endpoint for endpoint, listeners in self.listeners.items() if listeners}
@@ -241,12 +244,15 @@ class OpenF1Mqtt:
         delay = self.reconnect_seconds[0]
         down_since: float | None = None
         rejected = False
-        while True:
+        while not self._closed and self.holder:
             wanted = await self._wanted()
             if not wanted:
                 self._changed.clear()
+                # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancel that lands
+                # as the event fires, and close() would wait for this task forever.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), 1.0)
+                    async with asyncio.timeout(1.0):
+                        await self._changed.wait()
                 continue
             try:
                 await self._connected_session()
@@ -317,9 +323,7 @@ class OpenF1Mqtt:
                         return
                     await self._mark(True)
             finally:
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await reader
+                await stop_tasks(reader)
 
     async def _read(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -360,7 +364,7 @@ class OpenF1Mqtt:
         key, ttl = self.prefix + "lease", int(self.lease_seconds * 1000)
         holding: asyncio.Task[None] | None = None
         try:
-            while True:
+            while not self._closed:
                 try:
                     if holding is not None:
                         mine = bool(await self.redis.eval(_RENEW, 1, key, self.identity, ttl))
@@ -373,16 +377,12 @@ class OpenF1Mqtt:
                     holding = asyncio.create_task(self._hold(), name="openf1 mqtt holder")
                 elif not mine and holding is not None:
                     self.holder = False
-                    holding.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await holding
+                    await stop_tasks(holding)
                     holding = None
                 await asyncio.sleep(self.lease_seconds / 3)
         finally:
             if holding is not None:
-                holding.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await holding
+                await stop_tasks(holding)
 
     async def _follow(self) -> None:
         """Hands this process's listeners what the holder relays; tells them when the broker
@@ -393,7 +393,7 @@ class OpenF1Mqtt:
         away_since: float | None = None
         refreshed = 0.0
         try:
-            while True:
+            while not self._closed:
                 wanted = self._wanted_here()
                 try:
                     if time.monotonic() - refreshed > self.lease_seconds / 3 and wanted:
@@ -410,7 +410,8 @@ class OpenF1Mqtt:
                     if not channels:
                         self._changed.clear()
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._changed.wait(), 1.0)
+                            async with asyncio.timeout(1.0):
+                                await self._changed.wait()
                         continue
                     deadline = time.monotonic() + 1.0
                     while time.monotonic() < deadline:
