@@ -502,8 +502,15 @@ class GraphQLView(GraphQL[Context, None]):
         ):
             # A subscription from a client that lists JSON first (urql): the stream it accepts.
             transport = super()._get_stream_transport_from_headers(request.headers)
-            if transport is not None:
-                data.protocol = transport.protocol
+            if transport is None:
+                # Run as a query, its resolver's generator would be a null for a non-null field.
+                raise HTTPException(
+                    406,
+                    "A subscription needs a stream: send `Accept: text/event-stream` (GraphQL "
+                    "over SSE) or `multipart/mixed; subscriptionSpec=1.0`, or use a WebSocket "
+                    "(graphql-transport-ws) on this path",
+                )
+            data.protocol = transport.protocol
         return data
 
     def should_render_graphql_ide(self, request: Any) -> bool:
@@ -518,10 +525,11 @@ class GraphQLView(GraphQL[Context, None]):
     def decode_json(self, data: str | bytes) -> object:
         """A WebSocket frame (HTTP bodies go through `parse_json`): a JSON object, else the
         protocol's 4400 close (strawberry would fail on other JSON values)."""
-        payload = orjson.loads(data)
-        if not isinstance(payload, dict):
-            raise json.JSONDecodeError("a message must be a JSON object", str(data), 0)
-        return payload
+        message = orjson.loads(data)
+        problem = _ws_message_problem(message)
+        if problem is not None:
+            raise json.JSONDecodeError(problem, str(data), 0)
+        return message
 
     def parse_json(self, data: str | bytes) -> Any:
         """An HTTP body or parameter: GraphQL over HTTP's request parameters, each of its type."""
@@ -543,6 +551,28 @@ class GraphQLView(GraphQL[Context, None]):
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+
+def _ws_message_problem(message: object) -> str | None:
+    """What makes a WebSocket message invalid under graphql-transport-ws (and the legacy
+    graphql-ws), which strawberry would otherwise trip over: None when it is well formed."""
+    if not isinstance(message, dict):
+        return "a message must be a JSON object"
+    if not isinstance(message.get("id", ""), str):
+        return "`id` must be a string"
+    payload = message.get("payload")
+    if message.get("type") in ("subscribe", "start"):
+        if not isinstance(payload, dict):
+            return "a subscribe message's `payload` must be an object"
+        if not isinstance(payload.get("query"), str):
+            return "`payload.query` must be a string"
+        for name, kind, what in _PARAMETER_TYPES:
+            value = payload.get(name)
+            if value is not None and not isinstance(value, kind):
+                return f"`payload.{name}` must be {what} when present"
+    elif message.get("type") in ("ping", "pong") and not isinstance(payload, dict | None):
+        return "`payload` must be an object when present"
+    return None
 
 
 # GraphQL over HTTP's request parameters; another type is a malformed request (400).

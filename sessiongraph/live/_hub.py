@@ -110,6 +110,18 @@ class Feed(Generic[T]):
             subscriber.queue.put_nowait(end)
 
 
+def _resumed(backlog: list[Event[T]], after: tuple[Any, ...] | None) -> list[Event[T]]:
+    """What a subscriber resuming `after` has not had: what this process published after that
+    very event, when it is in the backlog (exact even where an upstream published out of
+    order); else, as from another process, the events that come after it in the order."""
+    if after is None:
+        return backlog
+    for index in range(len(backlog) - 1, -1, -1):
+        if backlog[index].order == after:
+            return backlog[index + 1 :]
+    return [event for event in backlog if event.order > after]
+
+
 # Runs a topic: loads its baseline, marks the feed ready, publishes until cancelled or done.
 Producer = Callable[[Feed[Any]], Awaitable[None]]
 
@@ -156,9 +168,8 @@ class Hub:
                     item = queue.get_nowait()
                     if isinstance(item, _End):
                         end = item
-                for event in snapshot:
-                    if after is None or event.order > after:
-                        yield event
+                for event in _resumed(snapshot, after):
+                    yield event
             while True:
                 if end is None and queue.empty() and feed.finished is not None:
                     end = feed.finished

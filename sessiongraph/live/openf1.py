@@ -7,6 +7,8 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
+import hashlib
 import logging
 import random
 import time
@@ -77,16 +79,23 @@ class LiveTopic:
     date_field: str | None
     identity: tuple[str, ...]
     overlap_seconds: float = 30.0
+    # Seconds after `date_field` at which a row's later version happens (a lap's completion
+    # is its start plus its duration): events, and so cursors, go in the order things happen.
+    duration_field: str | None = None
 
 
 TOPICS: dict[str, LiveTopic] = {
     topic.endpoint: topic
     for topic in (
         LiveTopic("race_control", RaceControlRecord, "date", ("date", "category", "message")),
-        LiveTopic("laps", F1LapRecord, "date_start", ("driver_number", "lap_number"), 300),
+        LiveTopic(
+            "laps", F1LapRecord, "date_start", ("driver_number", "lap_number"), 300, "lap_duration"
+        ),
         LiveTopic("position", PositionRecord, "date", ("date", "driver_number")),
         LiveTopic("intervals", IntervalRecord, "date", ("date", "driver_number")),
-        LiveTopic("pit", PitStopRecord, "date", ("driver_number", "lap_number"), 120),
+        LiveTopic(
+            "pit", PitStopRecord, "date", ("driver_number", "lap_number"), 120, "lane_duration"
+        ),
         # Stints carry no date: each poll reads the session's (short) list whole.
         LiveTopic("stints", StintRecord, None, ("driver_number", "stint_number")),
         LiveTopic("weather", WeatherRecord, "date", ("date",), 120),
@@ -109,6 +118,14 @@ class SessionStatus(Enum):
     CANCELLED = "CANCELLED"
 
 
+_STATUS_RANK = {
+    SessionStatus.SCHEDULED: 0,
+    SessionStatus.STARTED: 1,
+    SessionStatus.FINISHED: 2,
+    SessionStatus.CANCELLED: 2,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class SessionStatusRecord:
     """A session's state as OpenF1's data shows it: started once race control or laps have
@@ -120,13 +137,34 @@ class SessionStatusRecord:
 
 
 def _text(value: Any) -> str:
-    return value.isoformat() if isinstance(value, datetime) else "" if value is None else str(value)
+    """A value as order text: dates in ISO form, counts zero-padded so that 9 comes before 10."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return f"{value:08d}"
+    return "" if value is None else str(value)
+
+
+def _revision(record: Any) -> tuple[str, str]:
+    """Which version of its row a record is, the same in every process: rows gain values as
+    they happen (a lap gets its times when completed), so versions rank by how many fields are
+    set, then by a digest of their content (a correction with as many)."""
+    values = [getattr(record, f.name) for f in dataclasses.fields(record)]
+    filled = sum(value is not None for value in values)
+    digest = hashlib.blake2b(orjson.dumps(values, default=str), digest_size=6).hexdigest()
+    return f"{filled:03d}", digest
 
 
 def _order(topic: LiveTopic, record: Any) -> tuple[Any, ...]:
+    """(when this version happened, the rest of the row's identity, its revision): resuming
+    after one version of a row still gives its later versions (after a lap's start, its
+    completion)."""
     date = getattr(record, topic.date_field) if topic.date_field else None
+    duration = getattr(record, topic.duration_field) if topic.duration_field else None
+    if isinstance(date, datetime) and isinstance(duration, int | float):
+        date += timedelta(seconds=duration)
     rest = (name for name in topic.identity if name != topic.date_field)
-    return (_text(date), *(_text(getattr(record, name)) for name in rest))
+    return (_text(date), *(_text(getattr(record, name)) for name in rest), *_revision(record))
 
 
 def encode_cursor(order: tuple[Any, ...]) -> str:
@@ -418,7 +456,8 @@ class OpenF1Live:
 
     async def _produce_status(self, session_key: int, feed: Feed[Any]) -> None:
         def event(record: SessionStatusRecord) -> Event[Any]:
-            order = (record.status.value,)
+            # Ranked as a session goes, so that resuming after STARTED still gives FINISHED.
+            order = (str(_STATUS_RANK[record.status]), record.status.value)
             return Event(record, order, encode_cursor(order))
 
         current = await self._status_record(session_key)

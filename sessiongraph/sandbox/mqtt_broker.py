@@ -18,6 +18,7 @@ its broker down for updates: connected clients are cut off and new ones are refu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Callable
@@ -199,3 +200,13 @@ class _Broker(Broker):  # type: ignore[misc]
     async def _topic_filtering(self, session: Any, topic: str, action: Any) -> bool:
         del session, topic
         return bool(action != Action.PUBLISH)
+
+    async def stream_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+    ) -> None:
+        # amqtt leaves the socket of a client that left before its CONNECT (a port probe)
+        # open; it returns only once the client is gone, so closing here is always safe.
+        try:
+            await super().stream_connected(reader, writer, listener_name)
+        finally:
+            writer.close()

@@ -1,16 +1,14 @@
 // graphql-ws (the graphql-transport-ws protocol) over Node's `ws`: two live subscriptions and
 // one for a session that does not exist, at once on one socket.
-// Usage: node graphql_ws_subscribe.mjs <ws://…/graphql> <n> [plain|binary-as-text]; prints, as
+// Usage: node graphql_ws_subscribe.mjs <ws://…/graphql> <n>; prints, as
 // JSON, {sockets, frames, subscriptions: {raceControl, f1Laps, missing}}: each
 // subscription's events ({value, cursor}), errors, how it ended and whether its dates never
 // went back; `frames` counts the server's text and binary WebSocket messages.
-// `binary-as-text` hands binary messages to graphql-ws as text (which it otherwise refuses:
-// the protocol's messages are JSON text), to check the rest of the protocol regardless.
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { print } from "./_record.mjs";
 
-const [url, count, mode = "plain"] = process.argv.slice(2);
+const [url, count] = process.argv.slice(2);
 const n = Number(count);
 const TIMEOUT_MS = 30_000;
 
@@ -42,7 +40,6 @@ class CountingWebSocket extends WebSocket {
   emit(event, ...args) {
     if (event === "message") {
       frames[args[1] ? "binary" : "text"] += 1;
-      if (mode === "binary-as-text") args[1] = false;
     }
     return super.emit(event, ...args);
   }

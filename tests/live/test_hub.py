@@ -142,3 +142,21 @@ async def test_a_failing_producer_ends_every_subscriber_with_its_error() -> None
     restarted.publish(1)
     assert (await pending).value == 1
     await again.aclose()
+
+
+async def test_a_resumer_gets_what_came_after_its_event_even_out_of_order() -> None:
+    """Published 1, 5, 3, 7: resuming after 5 (in the backlog) gives 3 and 7, as a live
+    subscriber saw them; after 4 (not in it, as from another process) what orders after it."""
+    hub, producer = Hub(), Counter()
+    follower = hub.subscribe("topic", producer)
+    pending = asyncio.ensure_future(anext(follower))
+    await settle()
+    producer.publish(1, 5, 3, 7)
+    assert [(await pending).value, *await take(follower, 3)] == [1, 5, 3, 7]
+
+    exact = hub.subscribe("topic", producer, after=(5,))
+    assert await take(exact, 2) == [3, 7]
+    ordered = hub.subscribe("topic", producer, after=(4,))
+    assert await take(ordered, 2) == [5, 7]
+    for stream in (follower, exact, ordered):
+        await stream.aclose()
