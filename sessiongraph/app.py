@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -138,14 +139,23 @@ def _stream_preferred(accept: str, transport: Any) -> bool:
 
 
 def _is_subscription(data: GraphQLRequestData) -> bool:
+    query = data.query or ""
+    # Every HTTP request asks: no parse for the documents that cannot be one.
+    if "subscription" not in query:
+        return False
+    return _subscription_operation(query, data.operation_name)
+
+
+@functools.lru_cache(maxsize=256)
+def _subscription_operation(query: str, operation_name: str | None) -> bool:
     try:
-        document = parse(data.query or "")
+        document = parse(query)
     except GraphQLError:
         return False
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     for operation in operations:
-        if data.operation_name is None or (
-            operation.name is not None and operation.name.value == data.operation_name
+        if operation_name is None or (
+            operation.name is not None and operation.name.value == operation_name
         ):
             return operation.operation is OperationType.SUBSCRIPTION
     return False
