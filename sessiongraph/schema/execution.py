@@ -18,7 +18,19 @@ from graphql import (
 )
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from .shared_events import shared_events
+
 __all__ = ["PlainObjectsExecutor"]
+
+
+def _frozen(values: Any) -> Any:
+    """Variables as a hashable key (lists and objects included)."""
+    if isinstance(values, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in values.items()))
+    if isinstance(values, list | tuple):
+        return tuple(_frozen(v) for v in values)
+    return values
+
 
 # (response key, attribute or None for __typename, serialize, nullable, a list of leaves)
 _Step = tuple[str, str | None, Callable[[Any], Any] | None, bool, bool]
@@ -33,6 +45,30 @@ class PlainObjectsExecutor(StrawberryGraphQLCoreExecutionContext):
         self._plans: dict[int, tuple[Any, tuple[_Step, ...]]] = {}
         middleware = self.middleware_manager
         self._plain_allowed = middleware is None or not middleware.middlewares
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        executor = super().build_per_event_executor(payload)
+        executor._per_event = True  # type: ignore[attr-defined]
+        return executor
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        """A subscription event whose value is shared (see shared_events) is executed once per
+        document and variables for all its subscribers."""
+        value = self.root_value
+        if not getattr(self, "_per_event", False) or not shared_events.is_shared(value):
+            return super().execute_operation(serially)
+        source = self.operation.loc.source.body if self.operation.loc is not None else None
+        if source is None:
+            return super().execute_operation(serially)
+        variables = self.variable_values
+        coerced = getattr(variables, "coerced", variables) or {}
+        try:
+            key = (source, self.operation.name and self.operation.name.value, _frozen(coerced))
+            hash(key)
+        except TypeError:
+            return super().execute_operation(serially)
+        execute = super().execute_operation
+        return shared_events.result(value, key, lambda: execute(serially))
 
     def execute_fields(
         self,

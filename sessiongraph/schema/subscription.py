@@ -29,6 +29,7 @@ from .openf1_data import (
     TeamRadio,
     WeatherSample,
 )
+from .shared_events import shared_events
 from .sqlrace import SqlRaceSession
 
 __all__ = ["Subscription"]
@@ -102,7 +103,8 @@ def _openf1_topic(endpoint: str, kind: type[Any], description: str, *, per_drive
         async for record in resolve.openf1_events(
             info, endpoint, session_key, latest, after, driver_number
         ):
-            yield kind.from_record(record)
+            # One value per event for all subscribers: their answers are computed once.
+            yield shared_events.value(record, kind.from_record)
 
     events.__annotations__ = {
         "info": Info,
