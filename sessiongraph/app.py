@@ -553,10 +553,9 @@ class GraphQLView(GraphQL[Context, None]):
                 400, "The request body must be a JSON object, or an array of them (a batch)"
             )
         for operation in operations:
-            for name, kind, what in _PARAMETER_TYPES:
-                value = operation.get(name)
-                if value is not None and not isinstance(value, kind):
-                    raise HTTPException(400, f"`{name}` must be {what} when present")
+            problem = _parameter_problem(operation)
+            if problem is not None:
+                raise HTTPException(400, problem)
         return payload
 
     def encode_json(self, data: object) -> bytes:
@@ -576,12 +575,21 @@ def _ws_message_problem(message: object) -> str | None:
             return "a subscribe message's `payload` must be an object"
         if not isinstance(payload.get("query"), str):
             return "`payload.query` must be a string"
-        for name, kind, what in _PARAMETER_TYPES:
-            value = payload.get(name)
-            if value is not None and not isinstance(value, kind):
-                return f"`payload.{name}` must be {what} when present"
+        problem = _parameter_problem(payload)
+        if problem is not None:
+            return f"payload {problem}"
     elif message.get("type") in ("ping", "pong") and not isinstance(payload, dict | None):
         return "`payload` must be an object when present"
+    return None
+
+
+def _parameter_problem(operation: dict[str, Any]) -> str | None:
+    """The first of GraphQL's request parameters (HTTP body or WebSocket payload) that has the
+    wrong type, as a message; None when all are right."""
+    for name, kind, what in _PARAMETER_TYPES:
+        value = operation.get(name)
+        if value is not None and not isinstance(value, kind):
+            return f"`{name}` must be {what} when present"
     return None
 
 
