@@ -8,8 +8,8 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 import aiohttp
@@ -87,6 +87,8 @@ class UpstreamResponse:
     body: bytes
     # The body already decoded by `UpstreamClient.get`, so providers do not parse it twice.
     decoded: Any = field(default=_UNDECODED, compare=False, repr=False)
+    # Bytes to a value; raises `orjson.JSONDecodeError` for a body that is not JSON.
+    decoder: Callable[[bytes], Any] = field(default=orjson.loads, compare=False, repr=False)
     # For reads through the cache: when the answer was fetched and until when it is fresh.
     stored_at: float = field(default=0.0, compare=False)
     fresh_until: float = field(default=0.0, compare=False)
@@ -94,7 +96,7 @@ class UpstreamResponse:
     def json(self) -> Any:
         """The decoded body (raises `orjson.JSONDecodeError` if it is not JSON)."""
         if self.decoded is _UNDECODED:
-            object.__setattr__(self, "decoded", orjson.loads(self.body))
+            object.__setattr__(self, "decoded", self.decoder(self.body))
         return self.decoded
 
     @property
@@ -213,9 +215,11 @@ class UpstreamClient:
         *,
         policy: Policy | None = None,
         tags: tuple[str, ...] = (),
+        decoder: Callable[[bytes], Any] = orjson.loads,
     ) -> UpstreamResponse:
         """A read: cached per `policy` (default: 200s for the client's freshness), coalesced
         with identical reads in flight, retried on 429, 502-504 and connection errors.
+        The cache holds bytes; `decoder` turns them into the value `json()` returns.
 
         A 2xx body that is not JSON raises UPSTREAM_UNAVAILABLE before it reaches the cache:
         a corrupt answer is never stored nor handed to the reads coalesced with this one.
@@ -224,7 +228,9 @@ class UpstreamClient:
         loaded: list[UpstreamResponse] = []
 
         async def load() -> Stored:
-            response = await self.request("GET", path, query=query, retry=True)
+            response = replace(
+                await self.request("GET", path, query=query, retry=True), decoder=decoder
+            )
             if 200 <= response.status < 300 and response.status != 204:
                 self._decode(response)
             loaded.append(response)
@@ -239,6 +245,7 @@ class UpstreamClient:
             stored.headers,
             stored.body,
             decoded,
+            decoder,
             stored_at=stored.stored_at,
             fresh_until=stored.fresh_until,
         )

@@ -719,7 +719,8 @@ class OpenF1Provider:
         settled = self.catalogue is not None and await self.catalogue.all_settled(
             (session_key,), self.freshness.settle_after
         )
-        rows = await self._fetch(kind.collection, query, settled=settled)
+        policy = self.freshness.policy(query, settled=settled)
+        rows, _ = await self._fetch_response(kind.collection, query, policy, kind.decode)
         return columns(rows, kind)
 
     async def read_list(self, collection: str, policy: Policy) -> tuple[list[Any], float, float]:
@@ -813,9 +814,15 @@ class OpenF1Provider:
         return rows
 
     async def _fetch_response(
-        self, collection: str, query: str, policy: Policy
+        self,
+        collection: str,
+        query: str,
+        policy: Policy,
+        decoder: Callable[[bytes], Any] = orjson.loads,
     ) -> tuple[list[Any], UpstreamResponse]:
-        response = await self.client.get(collection, query, policy=policy, tags=(collection,))
+        response = await self.client.get(
+            collection, query, policy=policy, tags=(collection,), decoder=decoder
+        )
         return self._rows(collection, response), response
 
     def _rows(self, collection: str, response: UpstreamResponse) -> list[Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any, TypeVar
@@ -469,13 +469,21 @@ class SqlRaceProvider:
     async def sample_time_ranges(self, query: SampleQuery) -> list[TimeRangeRecord]:
         return await read_time_ranges(self, query)
 
-    async def read_session(self, connection: str, key: str, resource: str, query: str) -> Any:
+    async def read_session(
+        self,
+        connection: str,
+        key: str,
+        resource: str,
+        query: str,
+        decoder: Callable[[bytes], Any] = orjson.loads,
+    ) -> Any:
         """Any JSON below one session (`resource` already encoded), within the concurrency cap."""
         async with self._gate:
             return await self._read(
                 f"{self._session_path(connection, key)}/{resource}",
                 f"data of session {key!r} of connection {connection!r}",
                 query,
+                decoder=decoder,
             )
 
     async def _per_session(
@@ -502,9 +510,15 @@ class SqlRaceProvider:
         return payload
 
     async def _read(
-        self, path: str, missing: str, query: str = "", policy: Policy | None = None
+        self,
+        path: str,
+        missing: str,
+        query: str = "",
+        policy: Policy | None = None,
+        *,
+        decoder: Callable[[bytes], Any] = orjson.loads,
     ) -> Any:
-        response = await self.client.get(path, query, policy=policy)
+        response = await self.client.get(path, query, policy=policy, decoder=decoder)
         if response.status == 404:
             # The server's 404 body is undocumented (§4): an unknown name and an unknown
             # route look the same, so both are reported as the thing we asked for.
