@@ -67,6 +67,7 @@ _TIMESTAMPS = frozenset(
     }
 )
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -156,9 +157,8 @@ async def update_session(
     authorize(info)
     provider = read.provider(info)
     outcome: Outcome[GuidebookSessionRecord] = Outcome()
-    current = await read.loaders(info).session.load(session_id)
+    current = await _existing(outcome, read.loaders(info).session.load, session_id, "id", "session")
     if current is None:
-        outcome.problems = [_missing("id", f"no Guidebook session {session_id}")]
         return outcome
     outcome.sanitized = _sanitize(changes, span_style=provider.version == "v1.1")
     merged = {**_fields_of(current), **changes}
@@ -322,8 +322,8 @@ async def create_schedule_track(info: Info, values: dict[str, Any]) -> Outcome[S
     outcome: Outcome[ScheduleTrackRecord] = Outcome()
     chosen = _ensure_import_id(values)
     outcome.problems = _track_rules(values)
-    if not outcome.problems and await read.loaders(info).guide.load(values["guide"]) is None:
-        outcome.problems = [_missing("guideId", f"no Guidebook guide {values['guide']}")]
+    if not outcome.problems:
+        await _existing(outcome, read.loaders(info).guide.load, values["guide"], "guideId", "guide")
     if not outcome.problems:
         await _send(outcome, lambda: provider.create_schedule_track(values, reuse_existing=chosen))
     return outcome
@@ -365,8 +365,10 @@ async def create_location(info: Info, values: dict[str, Any]) -> Outcome[Locatio
     provider = read.provider(info)
     outcome: Outcome[LocationRecord] = Outcome()
     chosen = _ensure_import_id(values)
-    if await read.loaders(info).guide.load(values["guide"]) is None:
-        outcome.problems = [_missing("guideId", f"no Guidebook guide {values['guide']}")]
+    if (
+        await _existing(outcome, read.loaders(info).guide.load, values["guide"], "guideId", "guide")
+        is None
+    ):
         return outcome
     outcome.problems = await _location_rules(info, values, values, None)
     if not outcome.problems:
@@ -380,9 +382,10 @@ async def update_location(
     authorize(info)
     provider = read.provider(info)
     outcome: Outcome[LocationRecord] = Outcome()
-    current = await read.loaders(info).location.load(location_id)
+    current = await _existing(
+        outcome, read.loaders(info).location.load, location_id, "id", "location"
+    )
     if current is None:
-        outcome.problems = [_missing("id", f"no Guidebook location {location_id}")]
         return outcome
     merged = {**_fields_of(current), **changes}
     outcome.problems = await _location_rules(info, merged, changes, current)
@@ -436,9 +439,8 @@ async def update_guide(info: Info, guide_id: int, changes: dict[str, Any]) -> Ou
     authorize(info)
     provider = read.provider(info)
     outcome: Outcome[GuideRecord] = Outcome()
-    current = await read.loaders(info).guide.load(guide_id)
+    current = await _existing(outcome, read.loaders(info).guide.load, guide_id, "id", "guide")
     if current is None:
-        outcome.problems = [_missing("id", f"no Guidebook guide {guide_id}")]
         return outcome
     outcome.sanitized = _sanitize(changes, span_style=provider.version == "v1.1")
     merged = {**_fields_of(current), **changes}
@@ -469,9 +471,8 @@ async def publish_guide(info: Info, guide_id: int) -> Outcome[GuideRecord]:
     authorize(info)
     provider = read.provider(info)
     outcome: Outcome[GuideRecord] = Outcome()
-    current = await read.loaders(info).guide.load(guide_id)
+    current = await _existing(outcome, read.loaders(info).guide.load, guide_id, "guideId", "guide")
     if current is None:
-        outcome.problems = [_missing("guideId", f"no Guidebook guide {guide_id}")]
         return outcome
     now = time.monotonic()
     recent = _published[guide_id]
@@ -601,6 +602,21 @@ def _sanitize(values: dict[str, Any], *, span_style: bool) -> bool:
 
 def _missing(name: str | None, message: str) -> Problem:
     return Problem(name, message, "NOT_FOUND")
+
+
+async def _existing(
+    outcome: Outcome[Any],
+    load: Callable[[int], Awaitable[R | None]],
+    key: int,
+    name: str,
+    what: str,
+) -> R | None:
+    """The Guidebook `what` that `key` (the input field `name`) names; when there is none,
+    the outcome is a NOT_FOUND userError on that field."""
+    found = await load(key)
+    if found is None:
+        outcome.problems = [_missing(name, f"no Guidebook {what} {key}")]
+    return found
 
 
 def _fields_of(record: object) -> dict[str, Any]:

@@ -400,6 +400,7 @@ def _refused(problems: list[write.Problem]) -> list[UserError]:
 
 
 P = TypeVar("P", bound=_Payload)
+InputT = TypeVar("InputT")
 
 
 async def _mutate(
@@ -415,150 +416,111 @@ async def _mutate(
     return payload.of(outcome)
 
 
+def _mutation(
+    input_type: type[InputT],
+    payload: type[P],
+    send: Callable[[Info, InputT], Awaitable[write.Outcome[Any]]],
+    description: str,
+) -> Any:
+    """One mutation field `(input: input_type): payload`: `send` turns the input into its
+    write; authorization and the ids that name nothing of the caller's are `_mutate`'s."""
+
+    async def resolve(info: Info, input: InputT) -> P | None:
+        return await _mutate(info, payload, lambda: send(info, input))
+
+    resolve.__annotations__ = {"info": Info, "input": input_type, "return": payload | None}
+    return strawberry.mutation(resolver=resolve, description=description)
+
+
 @strawberry.type
 class GuidebookMutation:
     """Guidebook create / update / delete. Nothing is sent upstream unless the input passes."""
 
-    @strawberry.mutation(description="Create a Guidebook session." + CREATE_OUTCOME + AUTH)
-    async def create_session(
-        self, info: Info, input: CreateSessionInput
-    ) -> CreateSessionPayload | None:
-        return await _mutate(
-            info,
-            CreateSessionPayload,
-            lambda: write.create_session(
-                info, _upstream_values(input, keep_nulls=False), _image(input.image)
-            ),
-        )
-
-    @strawberry.mutation(
-        description="Change the given fields of a session (PATCH)." + UNKNOWN_OUTCOME + AUTH
+    create_session = _mutation(
+        CreateSessionInput,
+        CreateSessionPayload,
+        lambda info, input: write.create_session(
+            info, _upstream_values(input, keep_nulls=False), _image(input.image)
+        ),
+        "Create a Guidebook session." + CREATE_OUTCOME + AUTH,
     )
-    async def update_session(
-        self, info: Info, input: UpdateSessionInput
-    ) -> UpdateSessionPayload | None:
-        return await _mutate(
+    update_session = _mutation(
+        UpdateSessionInput,
+        UpdateSessionPayload,
+        lambda info, input: write.update_session(
             info,
-            UpdateSessionPayload,
-            lambda: write.update_session(
-                info,
-                _own_key(input.id, "GuidebookSession"),
-                _upstream_values(input, keep_nulls=True),
-                _image(input.image),
-                remove_image=input.remove_image is True,
-            ),
-        )
-
-    @strawberry.mutation(description="Delete a session." + UNKNOWN_OUTCOME + AUTH)
-    async def delete_session(
-        self, info: Info, input: DeleteSessionInput
-    ) -> DeleteSessionPayload | None:
-        return await _mutate(
-            info,
-            DeleteSessionPayload,
-            lambda: write.delete_session(info, _own_key(input.id, "GuidebookSession")),
-        )
-
-    @strawberry.mutation(description="Create a schedule track." + CREATE_OUTCOME + AUTH)
-    async def create_schedule_track(
-        self, info: Info, input: CreateScheduleTrackInput
-    ) -> CreateScheduleTrackPayload | None:
-        return await _mutate(
-            info,
-            CreateScheduleTrackPayload,
-            lambda: write.create_schedule_track(info, _upstream_values(input, keep_nulls=False)),
-        )
-
-    @strawberry.mutation(
-        description="Change the given fields of a schedule track." + UNKNOWN_OUTCOME + AUTH
+            _own_key(input.id, "GuidebookSession"),
+            _upstream_values(input, keep_nulls=True),
+            _image(input.image),
+            remove_image=input.remove_image is True,
+        ),
+        "Change the given fields of a session (PATCH)." + UNKNOWN_OUTCOME + AUTH,
     )
-    async def update_schedule_track(
-        self, info: Info, input: UpdateScheduleTrackInput
-    ) -> UpdateScheduleTrackPayload | None:
-        return await _mutate(
-            info,
-            UpdateScheduleTrackPayload,
-            lambda: write.update_schedule_track(
-                info,
-                _own_key(input.id, "ScheduleTrack"),
-                _upstream_values(input, keep_nulls=True),
-            ),
-        )
-
-    @strawberry.mutation(
-        description="Delete a schedule track (it leaves its sessions)." + UNKNOWN_OUTCOME + AUTH
+    delete_session = _mutation(
+        DeleteSessionInput,
+        DeleteSessionPayload,
+        lambda info, input: write.delete_session(info, _own_key(input.id, "GuidebookSession")),
+        "Delete a session." + UNKNOWN_OUTCOME + AUTH,
     )
-    async def delete_schedule_track(
-        self, info: Info, input: DeleteScheduleTrackInput
-    ) -> DeleteScheduleTrackPayload | None:
-        return await _mutate(
-            info,
-            DeleteScheduleTrackPayload,
-            lambda: write.delete_schedule_track(info, _own_key(input.id, "ScheduleTrack")),
-        )
-
-    @strawberry.mutation(
-        description="Change the given fields of a guide (guides cannot be created or deleted "
-        "through the Open API)." + UNKNOWN_OUTCOME + AUTH
+    create_schedule_track = _mutation(
+        CreateScheduleTrackInput,
+        CreateScheduleTrackPayload,
+        lambda info, input: write.create_schedule_track(
+            info, _upstream_values(input, keep_nulls=False)
+        ),
+        "Create a schedule track." + CREATE_OUTCOME + AUTH,
     )
-    async def update_guide(self, info: Info, input: UpdateGuideInput) -> UpdateGuidePayload | None:
-        return await _mutate(
-            info,
-            UpdateGuidePayload,
-            lambda: write.update_guide(
-                info, _own_key(input.id, "Guide"), _upstream_values(input, keep_nulls=True)
-            ),
-        )
-
-    @strawberry.mutation(description="Create a location." + CREATE_OUTCOME + AUTH)
-    async def create_location(
-        self, info: Info, input: CreateLocationInput
-    ) -> CreateLocationPayload | None:
-        return await _mutate(
-            info,
-            CreateLocationPayload,
-            lambda: write.create_location(info, _upstream_values(input, keep_nulls=False)),
-        )
-
-    @strawberry.mutation(
-        description="Change the given fields of a location." + UNKNOWN_OUTCOME + AUTH
+    update_schedule_track = _mutation(
+        UpdateScheduleTrackInput,
+        UpdateScheduleTrackPayload,
+        lambda info, input: write.update_schedule_track(
+            info, _own_key(input.id, "ScheduleTrack"), _upstream_values(input, keep_nulls=True)
+        ),
+        "Change the given fields of a schedule track." + UNKNOWN_OUTCOME + AUTH,
     )
-    async def update_location(
-        self, info: Info, input: UpdateLocationInput
-    ) -> UpdateLocationPayload | None:
-        return await _mutate(
-            info,
-            UpdateLocationPayload,
-            lambda: write.update_location(
-                info, _own_key(input.id, "Location"), _upstream_values(input, keep_nulls=True)
-            ),
-        )
-
-    @strawberry.mutation(
-        description="Delete a location (its sessions lose it)." + UNKNOWN_OUTCOME + AUTH
+    delete_schedule_track = _mutation(
+        DeleteScheduleTrackInput,
+        DeleteScheduleTrackPayload,
+        lambda info, input: write.delete_schedule_track(info, _own_key(input.id, "ScheduleTrack")),
+        "Delete a schedule track (it leaves its sessions)." + UNKNOWN_OUTCOME + AUTH,
     )
-    async def delete_location(
-        self, info: Info, input: DeleteLocationInput
-    ) -> DeleteLocationPayload | None:
-        return await _mutate(
-            info,
-            DeleteLocationPayload,
-            lambda: write.delete_location(info, _own_key(input.id, "Location")),
-        )
-
-    @strawberry.mutation(
-        description="Publish a guide's changes to its app (Guidebook queues it). Guidebook "
-        f"allows {write.PUBLISHES_PER_MINUTE} a minute per guide: a third is refused here "
-        "with a RATE_LIMITED userError and `retryAfter`." + UNKNOWN_OUTCOME + AUTH
+    update_guide = _mutation(
+        UpdateGuideInput,
+        UpdateGuidePayload,
+        lambda info, input: write.update_guide(
+            info, _own_key(input.id, "Guide"), _upstream_values(input, keep_nulls=True)
+        ),
+        "Change the given fields of a guide (guides cannot be created or deleted through the "
+        "Open API)." + UNKNOWN_OUTCOME + AUTH,
     )
-    async def publish_guide(
-        self, info: Info, input: PublishGuideInput
-    ) -> PublishGuidePayload | None:
-        return await _mutate(
-            info,
-            PublishGuidePayload,
-            lambda: write.publish_guide(info, _own_key(input.guide_id, "Guide")),
-        )
+    create_location = _mutation(
+        CreateLocationInput,
+        CreateLocationPayload,
+        lambda info, input: write.create_location(info, _upstream_values(input, keep_nulls=False)),
+        "Create a location." + CREATE_OUTCOME + AUTH,
+    )
+    update_location = _mutation(
+        UpdateLocationInput,
+        UpdateLocationPayload,
+        lambda info, input: write.update_location(
+            info, _own_key(input.id, "Location"), _upstream_values(input, keep_nulls=True)
+        ),
+        "Change the given fields of a location." + UNKNOWN_OUTCOME + AUTH,
+    )
+    delete_location = _mutation(
+        DeleteLocationInput,
+        DeleteLocationPayload,
+        lambda info, input: write.delete_location(info, _own_key(input.id, "Location")),
+        "Delete a location (its sessions lose it)." + UNKNOWN_OUTCOME + AUTH,
+    )
+    publish_guide = _mutation(
+        PublishGuideInput,
+        PublishGuidePayload,
+        lambda info, input: write.publish_guide(info, _own_key(input.guide_id, "Guide")),
+        "Publish a guide's changes to its app (Guidebook queues it). Guidebook allows "
+        f"{write.PUBLISHES_PER_MINUTE} a minute per guide: a third is refused here with a "
+        "RATE_LIMITED userError and `retryAfter`." + UNKNOWN_OUTCOME + AUTH,
+    )
 
     @strawberry.mutation(
         description="Create many sessions (a schedule import): one result per input, in "
