@@ -28,7 +28,7 @@ from ..resolvers.subscriptions import take_cursor
 from .context import Info
 from .credentials import QueryCredential
 from .errors import ErrorCodes, coded
-from .execution import PlainObjectsExecutor
+from .execution import PlainObjectsExecutor, skip_null_defaults
 from .limits import DocumentGuard, DocumentLimits
 from .mutation import Mutation
 from .nodes import resolve_entity
@@ -151,7 +151,7 @@ def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
         extensions.append(DisableIntrospection)
     if settings.require_token_for_queries:
         extensions.append(QueryCredential)
-    return SessionGraphSchema(
+    schema = SessionGraphSchema(
         query=Query,
         federation_version=FEDERATION_VERSION,
         mutation=Mutation,
@@ -169,6 +169,8 @@ def build_schema(settings: Settings | None = None) -> SessionGraphSchema:
             ),
         ),
     )
+    skip_null_defaults(schema._schema)
+    return schema
 
 
 def _root_key(query: str | None, operation_name: str | None) -> str:

@@ -1,13 +1,15 @@
-"""The plain-object completion path gives exactly graphql-core's answers, errors included."""
+"""The plain-object completion path gives exactly graphql-core's answers, errors included;
+null arguments skip strawberry's conversion and still reach resolvers as their defaults."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+import strawberry
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from sessiongraph.schema.execution import PlainObjectsExecutor
+from sessiongraph.schema.execution import PlainObjectsExecutor, skip_null_defaults
 from tests._servers import Gateway
 
 QUERIES = [
@@ -42,3 +44,26 @@ def test_the_same_answers_as_graphql_core(slow: Gateway, query: str) -> None:
     schema.execution_context_class = StrawberryGraphQLCoreExecutionContext
     assert slow.query(query) == fast
     assert "errors" not in fast, fast
+
+
+def test_null_arguments_reach_resolvers_as_their_defaults() -> None:
+    @strawberry.type
+    class Query:
+        @strawberry.field
+        def given(self, plain: int | None = None, five: int | None = 5) -> str:
+            return f"{plain} {five}"
+
+    schema = strawberry.Schema(query=Query)
+    skip_null_defaults(schema._schema)
+    asked = {
+        "{ given }": "None 5",
+        "{ given(plain: null, five: null) }": "None None",
+        "{ given(plain: 1, five: 2) }": "1 2",
+        "query ($p: Int) { given(plain: $p) }": "None 5",
+    }
+    for query, expected in asked.items():
+        result = schema.execute_sync(query, variable_values={})
+        assert result.errors is None
+        assert result.data == {"given": expected}
+    # The SDL keeps its defaults.
+    assert "given(plain: Int = null, five: Int = 5)" in str(schema)
