@@ -117,7 +117,7 @@ def rss_mib(pid: int) -> float:
 
 @contextmanager
 def gateway_process(env: dict[str, str], workers: int = 1) -> Iterator[str]:
-    """A gateway under uvicorn in a child process; yields its base URL."""
+    """A gateway as `sessiongraph serve` runs it, in a child process; yields its base URL."""
     port = _free_port()
     child_env = {**os.environ, **{f"SESSIONGRAPH_{k}": v for k, v in env.items()}}
     child_env.setdefault("SESSIONGRAPH_LOG_LEVEL", "warning")
@@ -125,22 +125,14 @@ def gateway_process(env: dict[str, str], workers: int = 1) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "uvicorn",
-            "sessiongraph.app:create_served_app",
-            "--factory",
+            "sessiongraph",
+            "serve",
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
             "--workers",
             str(workers),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
         ],
         env=child_env,
     )

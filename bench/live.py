@@ -1,7 +1,8 @@
 """Live subscriptions against a replay: delivery latency, what N subscribers cost upstream,
 messages lost or duplicated, and memory per subscriber.
 
-Run: `python bench/live.py [--speed 10] [--seconds 30] [--source mqtt|poll]`. Replays race 9839
+Run: `python bench/live.py [--speed 10] [--seconds 30] [--source mqtt|poll]
+[--subscribers 1,100,1000]`. Replays race 9839
 in the OpenF1 emulator and subscribes to `f1Laps` over graphql-transport-ws with 1, 100 and
 1,000 subscribers (20 per connection). Prints, per count: events, delivery latency p50/p99 from
 the moment the replay clock passes a row (when the emulator publishes it) to the client
@@ -105,7 +106,9 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=10)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--source", choices=("mqtt", "poll"), default="mqtt")
+    parser.add_argument("--subscribers", default="1,100,1000", help="counts, comma-separated")
     args = parser.parse_args()
+    counts = [int(n) for n in args.subscribers.split(",")]
     with emulators() as sandbox:
         replay = {"session_key": RACE, "speed": args.speed, "from_seconds": 600}
         status = sandbox.control("openf1", "replay", replay)
@@ -137,7 +140,7 @@ def main() -> None:
                 f"{'upstream':>8} {'broker':>6} {'lost':>5} {'dup':>5} {'RSS MiB':>8}"
             )
             baseline_rss = rss_mib(pid)
-            for count in (1, 100, 1000):
+            for count in counts:
                 clock = Clock(httpx.get(replay_url).json())
                 before = httpx.get(stats_url).json()["requests"]
                 result = asyncio.run(_measured(url, count, args.seconds, clock, replay_url, pid))

@@ -8,6 +8,7 @@ import contextlib
 import functools
 import json
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
@@ -161,13 +162,47 @@ def _subscription_operation(query: str, operation_name: str | None) -> bool:
     return False
 
 
+class _EncodedEvents:
+    """An event's payload encoded once for all its subscribers: one shared execution hands
+    them one `data` object, so only the operation id differs between their messages."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        # (id(data), extensions as JSON) -> (data, payload as JSON); data kept so no id reuse
+        self._payloads: OrderedDict[tuple[int, bytes], tuple[object, bytes]] = OrderedDict()
+
+    def message(self, message: Mapping[str, object]) -> str:
+        payload = message.get("payload")
+        if (
+            message.get("type") not in ("next", "data")
+            or message.keys() != {"id", "type", "payload"}
+            or type(payload) is not dict
+            or payload.keys() - {"data", "extensions"}
+            or type(payload.get("data")) is not dict
+        ):
+            return orjson.dumps(message).decode()
+        data = payload["data"]
+        key = (id(data), orjson.dumps(payload.get("extensions")))
+        found = self._payloads.get(key)
+        if found is None or found[0] is not data:
+            found = (data, orjson.dumps(payload))
+            self._payloads[key] = found
+            if len(self._payloads) > self._size:
+                self._payloads.popitem(last=False)
+        head = orjson.dumps({"id": message.get("id"), "type": message["type"]})
+        return (head[:-1] + b',"payload":' + found[1] + b"}").decode()
+
+
+_encoded_events = _EncodedEvents()
+
+
 class TextFrames(ASGIWebSocketAdapter):
     """graphql-ws and graphql-transport-ws messages are text frames: browsers' clients cannot
     read binary ones (strawberry sends bytes when `encode_json` returns bytes)."""
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         try:
-            await self.ws.send_text(orjson.dumps(message).decode())
+            await self.ws.send_text(_encoded_events.message(message))
         except WebSocketDisconnect as exc:
             raise WebSocketDisconnected from exc
 

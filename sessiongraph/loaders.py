@@ -157,21 +157,25 @@ class Loaders:
     def __init__(self, providers: Providers, *, batching: bool = True) -> None:
         self._providers = providers
         self._batching = batching
-        self.meeting: CachedLoader[int, MeetingRecord | None] = CachedLoader(
-            self._load_meetings, batch=batching
-        )
-        self.f1_session: CachedLoader[int, F1SessionRecord | None] = CachedLoader(
-            self._load_f1_sessions, batch=batching
-        )
-        self.f1_sessions_of_meeting: DataLoader[SessionsOfMeetingKey, list[F1SessionRecord]] = (
-            DataLoader(self._load_f1_sessions_of_meetings, batch=batching)
-        )
         # Per-session collections, made when a query first needs one: each batch of
         # sessions costs one request per collection.
         self._session_loaders: dict[type[Any], DataLoader[SessionDataKey, list[Any]]] = {}
         self._telemetry: DataLoader[TelemetryKey, TelemetrySeries] | None = None
 
-    # Made when a query first needs them: most queries touch one upstream.
+    # Made when a query first needs them: most queries touch one upstream, and a
+    # subscription event that is shared executes with the loaders of one subscriber only.
+    @functools.cached_property
+    def meeting(self) -> CachedLoader[int, MeetingRecord | None]:
+        return CachedLoader(self._load_meetings, batch=self._batching)
+
+    @functools.cached_property
+    def f1_session(self) -> CachedLoader[int, F1SessionRecord | None]:
+        return CachedLoader(self._load_f1_sessions, batch=self._batching)
+
+    @functools.cached_property
+    def f1_sessions_of_meeting(self) -> DataLoader[SessionsOfMeetingKey, list[F1SessionRecord]]:
+        return DataLoader(self._load_f1_sessions_of_meetings, batch=self._batching)
+
     @functools.cached_property
     def sqlrace(self) -> SqlRaceLoaders:
         return SqlRaceLoaders(self._providers.sqlrace, batching=self._batching)

@@ -10,10 +10,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from sessiongraph.app import _EncodedEvents
 from tests._servers import MUTATION_TOKEN, Gateway, Sandbox
 
 RACE = 9839
@@ -454,3 +456,21 @@ async def test_sqlrace_live_sessions_appear_and_grow(
     assert kinds[0] == "APPEARED"
     assert "UPDATED" in kinds
     assert laps == sorted(laps)
+
+
+def test_an_event_shared_by_subscribers_is_encoded_once_and_sent_exactly() -> None:
+    encoded = _EncodedEvents(size=2)
+    data = {"f1Laps": {"lapNumber": 3, "driverNumber": 1}}
+    messages: list[dict[str, Any]] = [
+        {"id": "7", "type": "next", "payload": {"data": data, "extensions": {"cursor": "c1"}}},
+        {"id": "8", "type": "next", "payload": {"data": data, "extensions": {"cursor": "c1"}}},
+        {"id": "9", "type": "next", "payload": {"data": data, "extensions": {"cursor": "c2"}}},
+        {"id": "1", "type": "next", "payload": {"data": None, "errors": [{"message": "no"}]}},
+        {"id": "2", "type": "data", "payload": {"data": data}},
+        {"type": "ping", "payload": {"data": data}},
+    ]
+    for message in messages:
+        assert orjson.loads(encoded.message(message)) == message
+    # Another event with equal data (a new object) is encoded on its own.
+    other = {"id": "7", "type": "next", "payload": {"data": {"f1Laps": None}}}
+    assert orjson.loads(encoded.message(other)) == other

@@ -46,30 +46,35 @@ class PlainObjectsExecutor(StrawberryGraphQLCoreExecutionContext):
         self._plans: dict[int, tuple[Any, tuple[_Step, ...]]] = {}
         middleware = self.middleware_manager
         self._plain_allowed = middleware is None or not middleware.middlewares
+        self._event_key: tuple[Any, ...] | None = None
+        self._event_key_known = False
 
     def build_per_event_executor(self, payload: Any) -> Any:
-        executor = super().build_per_event_executor(payload)
-        executor._per_event = True  # type: ignore[attr-defined]
-        return executor
-
-    def execute_operation(self, serially: bool | None = None) -> Any:
         """A subscription event whose value is shared (see shared_events) is executed once per
-        document and variables for all its subscribers."""
-        value = self.root_value
-        if not getattr(self, "_per_event", False) or not shared_events.is_shared(value):
-            return super().execute_operation(serially)
-        source = self.operation.loc.source.body if self.operation.loc is not None else None
-        if source is None:
-            return super().execute_operation(serially)
-        variables = self.variable_values
-        coerced = getattr(variables, "coerced", variables) or {}
-        try:
-            key = (source, self.operation.name and self.operation.name.value, _frozen(coerced))
-            hash(key)
-        except TypeError:
-            return super().execute_operation(serially)
-        execute = super().execute_operation
-        return shared_events.result(value, key, lambda: execute(serially))
+        document and variables for all its subscribers; the others copy nothing."""
+        if shared_events.is_shared(payload):
+            key = self._shared_key()
+            if key is not None:
+                return _SharedEvent(super().build_per_event_executor, payload, key)
+        return super().build_per_event_executor(payload)
+
+    def _shared_key(self) -> tuple[Any, ...] | None:
+        """What makes two subscriptions' answers to one event the same: the document, the
+        operation and the variables (worked out once per subscription)."""
+        if self._event_key_known:
+            return self._event_key
+        key: tuple[Any, ...] | None = None
+        if self.operation.loc is not None:
+            variables = self.variable_values
+            coerced = getattr(variables, "coerced", variables) or {}
+            name = self.operation.name and self.operation.name.value
+            try:
+                key = (self.operation.loc.source.body, name, _frozen(coerced))
+                hash(key)
+            except TypeError:
+                key = None
+        self._event_key, self._event_key_known = key, True
+        return key
 
     def execute_fields(
         self,
@@ -97,6 +102,22 @@ class PlainObjectsExecutor(StrawberryGraphQLCoreExecutionContext):
         steps = _plan(parent_type, grouped_field_set)
         self._plans[key] = (grouped_field_set, steps)
         return steps
+
+
+class _SharedEvent:
+    """One subscriber's turn at a shared event: the first computes the answer on its own copy
+    of the executor, the others are handed that answer."""
+
+    __slots__ = ("_build", "_key", "_payload")
+
+    def __init__(self, build: Callable[[Any], Any], payload: Any, key: tuple[Any, ...]) -> None:
+        self._build, self._payload, self._key = build, payload, key
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        payload = self._payload
+        return shared_events.result(
+            payload, self._key, lambda: self._build(payload).execute_operation(serially)
+        )
 
 
 def _plan(parent_type: GraphQLObjectType, grouped_field_set: Any) -> tuple[_Step, ...]:
