@@ -170,7 +170,8 @@ def _typed_column(values: list[dict[str, float | None]], keys: tuple[str, str]) 
 
 
 def to_series(rows: Sequence[Any], query: SampleQuery) -> SampleSeriesRecord:
-    if all(type(r) is SampleRow for r in rows):
+    # A page decodes to SampleRows whole, or (one odd sample) to plain JSON whole.
+    if rows and type(rows[0]) is SampleRow:
         values = list(map(_VALUES, rows))
         return SampleSeriesRecord(
             list(map(_TIME, rows)),
@@ -179,9 +180,7 @@ def to_series(rows: Sequence[Any], query: SampleQuery) -> SampleSeriesRecord:
                 for p in query.parameters
             ],
         )
-    # A page with an odd sample came as plain JSON; the others' structs join it as dicts.
-    plain = [msgspec.structs.asdict(r) if type(r) is SampleRow else r for r in rows]
-    kept = [r for r in plain if isinstance(r, dict) and isinstance(r.get("Time"), str)]
+    kept = [r for r in rows if isinstance(r, dict) and isinstance(r.get("Time"), str)]
     return SampleSeriesRecord(
         [r["Time"] for r in kept],
         [
@@ -214,24 +213,33 @@ async def read_samples(
         )
     pages = max(1, math.ceil(total / page_size))
     first = provider.first_page
-    bodies = await asyncio.gather(
-        *(
-            provider.read_session(
-                query.connection,
-                query.session_key,
-                query.path(),
-                query.query(f"page={first + page}&pageSize={page_size}"),
-                decoder=decode_page,
-            )
-            for page in range(pages)
+
+    async def page(number: int) -> SampleSeriesRecord:
+        body = await provider.read_session(
+            query.connection,
+            query.session_key,
+            query.path(),
+            query.query(f"page={first + number}&pageSize={page_size}"),
+            decoder=decode_page,
         )
-    )
-    rows: list[Any] = []
-    for body in bodies:
         if not isinstance(body, list):
             raise UpstreamUnavailable(UPSTREAM, "sqlrace sent samples that are not a list")
-        rows.extend(body)
-    return to_series(rows, query)
+        # Columns as soon as the page arrives: its rows are freed before the others land.
+        return to_series(body, query)
+
+    return _joined(await asyncio.gather(*(page(n) for n in range(pages))), query)
+
+
+def _joined(parts: Sequence[SampleSeriesRecord], query: SampleQuery) -> SampleSeriesRecord:
+    if len(parts) == 1:
+        return parts[0]
+    return SampleSeriesRecord(
+        [time for part in parts for time in part.times],
+        [
+            (parameter, [v for part in parts for v in part.channels[index][1]])
+            for index, parameter in enumerate(query.parameters)
+        ],
+    )
 
 
 async def read_time_ranges(provider: SqlRaceProvider, query: SampleQuery) -> list[TimeRangeRecord]:

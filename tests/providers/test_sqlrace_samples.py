@@ -12,6 +12,7 @@ from sessiongraph.providers.sqlrace_samples import (
     Aggregation,
     SampleQuery,
     SampleRow,
+    _joined,
     decode_page,
     to_series,
 )
@@ -55,7 +56,7 @@ def test_an_odd_page_joins_the_clean_ones_and_odd_values_are_null() -> None:
     )
     assert type(odd) is list
     assert type(odd[0]) is dict
-    series = to_series([*clean, *odd], QUERY)
+    series = _joined([to_series(clean, QUERY), to_series(odd, QUERY)], QUERY)
     assert series.times == ["1", "2"]
     assert series.channels == [("vCar:Chassis", [1.0, None]), ("nEngine:Chassis", [None, None])]
 
