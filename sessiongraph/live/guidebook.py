@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ..errors import NotFound, UpstreamAuthFailed, UpstreamError, UpstreamRateLimited
+from ..errors import NotFound, UpstreamError
 from ..providers.guidebook import GuidebookProvider, GuidebookSessionRecord, SessionQuery
+from ._failures import PollFailures, RateLimits
 from ._hub import Event, Feed, Hub
 
 __all__ = ["ChangeKind", "GuidebookChange", "GuidebookChanges"]
@@ -21,7 +22,6 @@ logger = logging.getLogger("sessiongraph.live")
 
 # Polling may spend at most this share of the daily quota, spread over the day's seconds.
 POLL_QUOTA_SHARE = 0.25
-MAX_POLL_FAILURES = 5
 _SESSION_EVENTS = {
     "Builder-SessionCreated",
     "Builder-SessionUpdated",
@@ -110,20 +110,16 @@ class GuidebookChanges:
         try:
             state.known = await self._sessions(provider, guide_id)
             feed.mark_ready()
-            failures = 0
+            # A spent daily quota or a revoked key ends the feed: the subscribers learn it, coded.
+            failures = PollFailures(RateLimits.END)
             while True:
                 told = await self._next(state)
                 try:
                     for change in await self._look(state, guide_id, told):
                         publish(change)
-                    failures = 0
-                except (UpstreamAuthFailed, UpstreamRateLimited) as exc:
-                    # A spent quota or a revoked key: the subscribers learn it, coded.
-                    raise exc
-                except UpstreamError:
-                    failures += 1
-                    if failures >= MAX_POLL_FAILURES:
-                        raise
+                    failures.succeeded()
+                except UpstreamError as exc:
+                    failures.failed(exc)
         finally:
             if self._guides.get(key) is state:
                 del self._guides[key]

@@ -25,8 +25,6 @@ from ..errors import (
     NotFound,
     UpstreamAuthFailed,
     UpstreamError,
-    UpstreamNotConfigured,
-    UpstreamRateLimited,
 )
 from ..providers.openf1 import (
     F1LapRecord,
@@ -43,6 +41,7 @@ from ..providers.openf1 import (
     WeatherRecord,
     to_record,
 )
+from ._failures import PollFailures, RateLimits
 from ._hub import Event, Feed, Hub
 from ._tasks import stop_tasks
 
@@ -57,9 +56,6 @@ __all__ = [
 
 logger = logging.getLogger("sessiongraph.live")
 
-# Polls that fail in a row (5xx, timeouts, dropped connections) before the subscribers are
-# told with the coded error; fewer are ridden out and the next poll fills the gap.
-MAX_POLL_FAILURES = 5
 # Every this many polls, whether the session is over (its results are out) is checked.
 STATUS_EVERY_POLLS = 5
 # While the broker is away, how long the feed polls before it asks the broker again.
@@ -390,7 +386,8 @@ class OpenF1Live:
         """Polls until the session is over (True) or `until` (monotonic) passes (False)."""
         self.polling += 1
         try:
-            polls = failures = 0
+            polls = 0
+            failures = self._failures()
             while until is None or time.monotonic() < until:
                 await self.sleep(self.interval() * random.uniform(0.9, 1.1))
                 try:
@@ -398,10 +395,9 @@ class OpenF1Live:
                     polls += 1
                     if polls % STATUS_EVERY_POLLS == 0 and await self._over(session_key):
                         return True
-                    failures = 0
+                    failures.succeeded()
                 except UpstreamError as exc:
-                    failures += 1
-                    self._give_up(exc, failures)
+                    self._failed(failures, exc)
             return False
         finally:
             self.polling -= 1
@@ -413,8 +409,14 @@ class OpenF1Live:
         for event in merger.take(records):
             feed.publish(event)
 
-    def _give_up(self, exc: UpstreamError, failures: int) -> None:
-        """Raise (ending the topic with the coded error) unless the failure is worth riding out."""
+    @staticmethod
+    def _failures() -> PollFailures:
+        # OpenF1's limits are per second and per minute: a 429 passes, it never ends a feed.
+        return PollFailures(RateLimits.RIDE_OUT)
+
+    def _failed(self, failures: PollFailures, exc: UpstreamError) -> None:
+        """Raise (ending the topic with the coded error) unless the failure is worth riding out;
+        a live window's 401 without an account says what is missing."""
         if isinstance(exc, UpstreamAuthFailed) and not self.has_account:
             raise UpstreamAuthFailed(
                 exc.upstream,
@@ -422,15 +424,7 @@ class OpenF1Live:
                 f"and SESSIONGRAPH_OPENF1_PASSWORD): {exc.message}",
                 status=exc.status,
             ) from exc
-        if isinstance(exc, UpstreamAuthFailed | UpstreamNotConfigured):
-            raise exc
-        if isinstance(exc, UpstreamRateLimited) or failures < MAX_POLL_FAILURES:
-            logger.info(
-                "live poll failed; trying again",
-                extra={"error": exc.code, "failures": failures},
-            )
-            return
-        raise exc
+        failures.failed(exc)
 
     async def _over(self, session_key: int) -> bool:
         return await self._status(session_key) in (SessionStatus.FINISHED, SessionStatus.CANCELLED)
@@ -465,15 +459,14 @@ class OpenF1Live:
         feed.mark_ready()
         self.polling += 1
         try:
-            failures = 0
+            failures = self._failures()
             while current.status in (SessionStatus.SCHEDULED, SessionStatus.STARTED):
                 await self.sleep(self.interval() * random.uniform(0.9, 1.1))
                 try:
                     found = await self._status_record(session_key)
-                    failures = 0
+                    failures.succeeded()
                 except UpstreamError as exc:
-                    failures += 1
-                    self._give_up(exc, failures)
+                    self._failed(failures, exc)
                     continue
                 if found.status != current.status:
                     current = found

@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ..errors import NotFound, UpstreamAuthFailed, UpstreamError, UpstreamNotConfigured
+from ..errors import NotFound, UpstreamError
 from ..providers.sqlrace import SqlRaceProvider, SqlRaceSessionRecord
+from ._failures import PollFailures
 from ._hub import Event, Feed, Hub
 
 __all__ = ["LiveSessionChange", "LiveSessionKind", "SqlRaceLive"]
-
-MAX_POLL_FAILURES = 5
 
 
 class LiveSessionKind(Enum):
@@ -92,19 +91,15 @@ class SqlRaceLive:
         # What is live now is the backlog every subscriber starts from (appeared, with its laps).
         feed.baseline(await look())
         feed.mark_ready()
-        failures = 0
+        failures = PollFailures()
         while True:
             await self.sleep(self.poll_seconds * random.uniform(0.9, 1.1))
             try:
                 events = await look()
-            except (UpstreamAuthFailed, UpstreamNotConfigured):
-                raise
-            except UpstreamError:
-                failures += 1
-                if failures >= MAX_POLL_FAILURES:
-                    raise
+            except UpstreamError as exc:
+                failures.failed(exc)
                 continue
-            failures = 0
+            failures.succeeded()
             # The backlog keeps only the newest state of each live session for late joiners.
             for event in events:
                 feed.publish(event)
