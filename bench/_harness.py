@@ -106,13 +106,18 @@ def _wait_for_port(port: int, child: subprocess.Popen[Any]) -> None:
             time.sleep(0.05)
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process (Linux)."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+def rss_mib(pid: int, *, children: bool = False) -> float:
+    """Resident memory of a process (Linux); with `children`, of it and its child processes
+    (uvicorn's workers under its supervisor)."""
+    pids = [pid]
+    if children:
+        with open(f"/proc/{pid}/task/{pid}/children") as listed:
+            pids += [int(child) for child in listed.read().split()]
+    total = 0.0
+    for one in pids:
+        with open(f"/proc/{one}/status") as status:
+            total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return total / 1024
 
 
 @contextmanager

@@ -2,20 +2,23 @@
 messages lost or duplicated, and memory per subscriber.
 
 Run: `python bench/live.py [--speed 10] [--seconds 30] [--source mqtt|poll]
-[--subscribers 1,100,1000]`. Replays race 9839
-in the OpenF1 emulator and subscribes to `f1Laps` over graphql-transport-ws with 1, 100 and
-1,000 subscribers (20 per connection). Prints, per count: events, delivery latency p50/p99 from
-the moment the replay clock passes a row (when the emulator publishes it) to the client
-receiving it, upstream REST requests and broker connections during the window, rows lost or
-duplicated against the session's laps read afterwards, and the gateway's RSS per 1,000
-subscribers. Goals: p50 at most 100 ms over the replay's own lag (0 here) with the broker;
-the same upstream cost for 1, 100 and 1,000; nothing lost or duplicated.
+[--subscribers 1,100,1000] [--workers 1]`. Replays race 9839 in the OpenF1 emulator and
+subscribes to `f1Laps` over graphql-transport-ws with 1, 100 and 1,000 subscribers (20 per
+connection). Prints, per count: events, delivery latency p50/p99 from the moment the replay
+clock passes a row (when the emulator publishes it) to the client receiving it (for rows that
+appeared after the subscription began: it starts from what a query shows, which a cache may
+hold a little older), upstream REST requests and broker connections during the window, rows
+lost or duplicated against the session's laps read afterwards, and the gateway's RSS per 1,000
+subscribers. With `--workers` above 1 the workers share one broker connection through a Redis
+lease. Goals: p50 at most 100 ms over the replay's own lag (0 here) with the broker; the same
+upstream cost for 1, 100 and 1,000; nothing lost or duplicated.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
@@ -29,7 +32,7 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import emulators, gateway_pids, gateway_process, rss_mib
+from _harness import emulators, gateway_pids, gateway_process, redis_server, rss_mib
 
 RACE = 9839
 PER_CONNECTION = 20
@@ -79,6 +82,7 @@ async def subscribers(
             opened += 1
             if opened == connections:
                 ready.set()
+            subscribed = time.time()
             deadline = time.monotonic() + seconds
             while (left := deadline - time.monotonic()) > 0:
                 try:
@@ -93,9 +97,13 @@ async def subscribers(
                 key = (lap["driverNumber"], lap["lapNumber"], lap["lapDuration"])
                 received[int(message["id"])].append((*key, now))
                 if lap["dateStart"] and lap["lapDuration"] is not None:
-                    # A completed lap appears when its end passes on the replay clock.
+                    # A completed lap appears when its end passes on the replay clock; one
+                    # that appeared before this subscription (after the cached view it started
+                    # from) has no delivery latency to speak of.
                     end = instant(lap["dateStart"]) + lap["lapDuration"]
-                    latencies.append(now - (clock.wall + (end - clock.replay) / clock.speed))
+                    visible = clock.wall + (end - clock.replay) / clock.speed
+                    if visible >= subscribed:
+                        latencies.append(now - visible)
 
     await asyncio.gather(*(connection(first) for first in range(0, count, PER_CONNECTION)))
     return received, latencies
@@ -107,6 +115,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--source", choices=("mqtt", "poll"), default="mqtt")
     parser.add_argument("--subscribers", default="1,100,1000", help="counts, comma-separated")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="more than 1: sharing one broker connection (Redis)"
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.subscribers.split(",")]
     with emulators() as sandbox:
@@ -129,21 +140,28 @@ def main() -> None:
             env["OPENF1_MQTT_URL"] = "mqtt://127.0.0.1:1"  # nothing listens: polling
         stats_url = sandbox.root("openf1") + "/__sandbox/stats"
         replay_url = sandbox.root("openf1") + "/__sandbox/replay"
-        with gateway_process(env) as url:
+        with contextlib.ExitStack() as stack:
+            if args.workers > 1:
+                # One broker connection for the deployment: the workers hold a Redis lease.
+                env["CACHE_URL"] = stack.enter_context(redis_server())
+            url = stack.enter_context(gateway_process(env, workers=args.workers))
             pid = gateway_pids[url]
+            workers = args.workers > 1
             print(
                 f"replay of {RACE} at {args.speed:g}x, {args.seconds:g} s per run, "
-                f"source {args.source}"
+                f"source {args.source}, {args.workers} worker(s)"
             )
             print(
                 f"{'subscribers':>11} {'events':>7} {'p50 ms':>7} {'p99 ms':>7} "
                 f"{'upstream':>8} {'broker':>6} {'lost':>5} {'dup':>5} {'RSS MiB':>8}"
             )
-            baseline_rss = rss_mib(pid)
+            baseline_rss = rss_mib(pid, children=workers)
             for count in counts:
                 clock = Clock(httpx.get(replay_url).json())
                 before = httpx.get(stats_url).json()["requests"]
-                result = asyncio.run(_measured(url, count, args.seconds, clock, replay_url, pid))
+                result = asyncio.run(
+                    _measured(url, count, args.seconds, clock, replay_url, pid, workers)
+                )
                 received, latencies, connections, rss = result
                 upstream = httpx.get(stats_url).json()["requests"] - before
                 lost, duplicated = _check(received)
@@ -160,7 +178,7 @@ def main() -> None:
 
 
 async def _measured(
-    url: str, count: int, seconds: float, clock: Clock, replay_url: str, pid: int
+    url: str, count: int, seconds: float, clock: Clock, replay_url: str, pid: int, workers: bool
 ) -> tuple[list[list[tuple[Any, ...]]], list[float], int, float]:
     rss = 0.0
     connections = 0
@@ -168,7 +186,7 @@ async def _measured(
     async def sample() -> None:
         nonlocal rss, connections
         await asyncio.sleep(seconds / 2)
-        rss = rss_mib(pid)
+        rss = rss_mib(pid, children=workers)
         async with httpx.AsyncClient() as http:
             status = (await http.get(replay_url)).json()
         connections = status["broker"].get("connections", 0)
