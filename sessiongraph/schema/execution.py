@@ -1,8 +1,6 @@
-"""A cheaper completion of plain objects: when every field selected on an object is a plain
-attribute of a scalar or enum type (no resolver, no arguments, no directives), its answer is
-read and serialized in one loop instead of one resolver call and completion per field, which
-is what makes a race's 1,156 laps or a season's sessions cost close to their serialization.
-Anything else, and any value that does not fit, takes graphql-core's own path."""
+"""Execution where strawberry's generic path costs most: plain objects completed in one loop,
+a shared subscription event executed once for all its subscribers, null arguments left to the
+resolvers' own defaults."""
 
 from __future__ import annotations
 
@@ -40,6 +38,12 @@ _FALLBACK = object()
 
 
 class PlainObjectsExecutor(StrawberryGraphQLCoreExecutionContext):
+    """When every field selected on an object is a plain attribute of a scalar or enum type
+    (no resolver, no arguments, no directives), its answer is read and serialized in one loop
+    instead of one resolver call and completion per field, which is what makes a race's 1,156
+    laps or a season's sessions cost close to their serialization. Anything else, and any value
+    that does not fit, takes graphql-core's own path."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Per grouped field set (kept alive beside its plan, so its id is not reused).
