@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import operator
 import re
 import time
 from collections import OrderedDict
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
+import msgspec
 import orjson
 from dateutil import parser as dateparser
 from yarl import URL
@@ -456,6 +458,102 @@ def to_record(cls: type[RecordT], row: Any) -> RecordT | None:
     return cls(**values)
 
 
+# JSON types a field's values take when they are what `_converter` would keep as they are.
+_EXACT_TYPES: tuple[tuple[str, Any], ...] = (
+    ("tuple[int", list[int | None] | None),
+    ("tuple[float", list[float | None] | None),
+    ("int", int | None),
+    ("float", float | None),
+    ("bool", bool | None),
+    ("str", str | None),
+)
+
+
+def _as_tuple(value: list[Any] | None) -> tuple[Any, ...] | None:
+    return tuple(value) if value is not None else None
+
+
+class RowReader:
+    """An answer's rows decoded straight into one struct per row (msgspec): a field whose
+    values arrive as the record wants them is typed, so msgspec checks it; the rest (instants,
+    unions, fields read twice) arrive as JSON and go through their converter. An answer with
+    any value of another type does not fit the struct: it is decoded as plain JSON, and
+    `to_record` reads it row by row, so both paths give the same records."""
+
+    def __init__(self, cls: type[Any]) -> None:
+        plan, key_fields = _PLANS.get(cls) or _PLANS.setdefault(cls, _plan(cls))
+        sources = list(dict.fromkeys(source for _, source, _ in plan))
+        read_by = {source: [n for n, s, _ in plan if s == source] for source in sources}
+        declared = {f.name: f for f in fields(cls)}
+        kinds: dict[str, Any] = {}
+        self._post: list[tuple[int, Converter]] = []
+        for index, (name, source, convert) in enumerate(plan):
+            text = str(declared[name].type)
+            exact = next((t for prefix, t in _EXACT_TYPES if text.startswith(prefix)), None)
+            plain = (
+                len(read_by[source]) == 1
+                and "convert" not in declared[name].metadata
+                and name not in _INSTANT_FIELDS
+                and exact is not None
+            )
+            kinds[source] = exact if plain else Any
+            if not plain:
+                self._post.append((index, convert))
+            elif text.startswith("tuple["):
+                self._post.append((index, _as_tuple))
+        # Struct fields f0, f1, … named after the upstream's fields (not always identifiers).
+        names = {source: f"f{i}" for i, source in enumerate(sources)}
+        self.struct: type[Any] = msgspec.defstruct(
+            f"{cls.__name__}Row",
+            [(names[s], kinds[s], None) for s in sources],
+            rename={names[s]: s for s in sources},
+            gc=False,
+        )
+        self._decoder = msgspec.json.Decoder(list[self.struct])  # type: ignore[name-defined]
+        attributes = [names[source] for _, source, _ in plan]
+        if len(attributes) == 1:
+            only = attributes[0]
+            self._values: Callable[[Any], Any] = lambda row: (getattr(row, only),)
+        else:
+            self._values = operator.attrgetter(*attributes)
+        positions = {name: i for i, (name, _, _) in enumerate(plan)}
+        self._keys = tuple(positions[name] for name in key_fields)
+        self._cls = cls
+
+    def decode(self, body: bytes) -> Any:
+        """The rows as structs; any other JSON as orjson decodes it (`orjson.JSONDecodeError`
+        for a body that is not JSON)."""
+        try:
+            return self._decoder.decode(body)
+        except msgspec.DecodeError:
+            return orjson.loads(body)
+
+    def records(self, rows: list[Any]) -> list[Any]:
+        """Records of decoded rows: structs made here, or plain JSON (then by `to_record`)."""
+        if not rows or type(rows[0]) is not self.struct:
+            return [r for r in (to_record(self._cls, row) for row in rows) if r is not None]
+        cls, post, keys, values_of = self._cls, self._post, self._keys, self._values
+        made = []
+        for row in rows:
+            values = list(values_of(row))
+            for index, convert in post:
+                values[index] = convert(values[index])
+            if any(values[k] is None for k in keys):
+                continue
+            made.append(cls(*values))
+        return made
+
+
+_READERS: dict[type[Any], RowReader] = {}
+
+
+def row_reader(cls: type[Any]) -> RowReader:
+    found = _READERS.get(cls)
+    if found is None:
+        found = _READERS[cls] = RowReader(cls)
+    return found
+
+
 def _upstream_casts(value: str) -> bool:
     """Whether the upstream's `cast()` would turn this string into a bool, number or date."""
     if value.strip().lower() in ("true", "false"):
@@ -794,14 +892,15 @@ class OpenF1Provider:
         """An answer's rows as records, parsed once per stored answer and shared by every
         request that reads it (records are immutable)."""
         policy = self.freshness.policy(query, settled=settled)
-        rows, response = await self._fetch_response(collection, query, policy)
+        reader = row_reader(cls)
+        rows, response = await self._fetch_response(collection, query, policy, reader.decode)
         key = (cls, collection, query, response.stored_at, response.fresh_until)
         if response.stored_at:
             found = self._parsed.get(key)
             if found is not None:
                 self._parsed.move_to_end(key)
                 return found
-        records = [r for r in (to_record(cls, row) for row in rows) if r is not None]
+        records: list[RecordT] = reader.records(rows)
         if response.stored_at:
             self._parsed[key] = records
             while len(self._parsed) > _PARSED_ANSWERS:
