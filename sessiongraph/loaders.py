@@ -136,9 +136,38 @@ class CachedLoader(DataLoader[K, V]):
 
     def __init__(self, batch_load_fn: Any, *, batch: bool) -> None:
         self._futures: dict[Any, asyncio.Future[Any]] = {}
+        # Primed values as they are: a season primes hundreds of records, and a finished
+        # future for each costs more than the lookups that use them.
+        self._primed: dict[Any, Any] = {}
         super().__init__(batch_load_fn, batch=batch, cache_map=self._futures)
 
+    def prime(self, key: K, value: V) -> CachedLoader[K, V]:
+        if isinstance(value, Exception) or key in self._futures:
+            super().prime(key, value)
+        else:
+            self._primed.setdefault(key, value)
+        return self
+
+    def load(self, key: K) -> asyncio.Future[V]:
+        if key in self._primed and key not in self._futures:
+            # A caller that awaits gets a finished future, made only now.
+            super().prime(key, self._primed[key])
+        return super().load(key)
+
+    def clear(self, key: K) -> CachedLoader[K, V]:
+        self._primed.pop(key, None)
+        super().clear(key)
+        return self
+
+    def clear_all(self) -> CachedLoader[K, V]:
+        self._primed.clear()
+        super().clear_all()
+        return self
+
     def get(self, key: K) -> V | Awaitable[V]:
+        if key in self._primed:
+            primed: V = self._primed[key]
+            return primed
         future = self._futures.get(key)
         if (
             future is not None
@@ -157,6 +186,8 @@ class Loaders:
     def __init__(self, providers: Providers, *, batching: bool = True) -> None:
         self._providers = providers
         self._batching = batching
+        # Types this request built from records, by record (schema.records.made_once).
+        self.types: dict[Any, Any] = {}
         # Per-session collections, made when a query first needs one: each batch of
         # sessions costs one request per collection.
         self._session_loaders: dict[type[Any], DataLoader[SessionDataKey, list[Any]]] = {}

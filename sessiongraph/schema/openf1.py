@@ -69,7 +69,7 @@ from .openf1_data import (
     telemetry_field,
 )
 from .ordering import OrderKey, check_window, order_input, ordered_window
-from .records import copy_record
+from .records import copy_record, made_once
 from .series import CarDataSeries, CarLocationSeries
 from .session import Session, SessionSource
 
@@ -213,8 +213,8 @@ class F1Session(Session):
         # Not async: an already-loaded meeting is returned without an event-loop round trip.
         found = resolve.meeting_of_session(info, self.meeting_key)
         if isinstance(found, MeetingRecord):
-            return Meeting.from_record(found)
-        return _meeting_later(found)  # type: ignore[return-value]
+            return made_once(info.context.loaders.types, found, Meeting.from_record)
+        return _meeting_later(info, found)  # type: ignore[return-value]
 
     # Per-session data: one upstream request per collection for all the sessions in a query.
     # Each list is null, with a coded error, when OpenF1 cannot answer; siblings still do.
@@ -353,8 +353,8 @@ def _selected_session_filters(info: Info) -> list[F1SessionFilter | None]:
     return filters
 
 
-async def _meeting_later(pending: Awaitable[MeetingRecord]) -> Meeting:
-    return Meeting.from_record(await pending)
+async def _meeting_later(info: Info, pending: Awaitable[MeetingRecord]) -> Meeting:
+    return made_once(info.context.loaders.types, await pending, Meeting.from_record)
 
 
 @strawberry.type

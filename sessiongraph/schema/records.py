@@ -7,7 +7,7 @@ import operator
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["copy_record"]
+__all__ = ["copy_record", "made_once"]
 
 T = TypeVar("T")
 
@@ -56,4 +56,17 @@ def copy_record(cls: type[T], record: object, **computed: Any) -> T:
     made: T = object.__new__(cls)
     values.update(computed)
     made.__dict__.update(values)
+    return made
+
+
+def made_once(memo: dict[Any, Any], record: object, build: Callable[[Any], T]) -> T:
+    """`build(record)` once per record object and builder in one request (`memo` is the
+    request's): a season's 120 sessions name 23 meetings."""
+    key = (build, id(record))
+    found = memo.get(key)
+    if found is not None and found[0] is record:
+        made: T = found[1]
+        return made
+    made = build(record)
+    memo[key] = (record, made)  # the record is kept, so its id is not reused meanwhile
     return made
