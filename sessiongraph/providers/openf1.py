@@ -31,6 +31,7 @@ from ..errors import UpstreamAuthFailed, UpstreamRejected, UpstreamUnavailable
 from ..filtering import Condition, FilterSpec, matches
 from ._auth import TokenAuth, TokenFetcher, password_grant_fetcher
 from ._http import UpstreamClient, UpstreamResponse
+from ._values import typed_or_json
 from .openf1_telemetry import TelemetryKind, TelemetrySeries, columns
 
 if TYPE_CHECKING:
@@ -444,14 +445,18 @@ def _plan(cls: type[Any]) -> tuple[Plan, tuple[str, ...]]:
 _PLANS: dict[type[Any], tuple[Plan, tuple[str, ...]]] = {}
 
 
+def _plan_of(cls: type[Any]) -> tuple[Plan, tuple[str, ...]]:
+    found = _PLANS.get(cls)
+    if found is None:
+        found = _PLANS[cls] = _plan(cls)
+    return found
+
+
 def to_record(cls: type[RecordT], row: Any) -> RecordT | None:
     """Map one JSON row to a record, tolerating missing or mistyped fields (schema drift)."""
     if not isinstance(row, dict):
         return None
-    found = _PLANS.get(cls)
-    if found is None:
-        found = _PLANS[cls] = _plan(cls)
-    plan, key_fields = found
+    plan, key_fields = _plan_of(cls)
     values = {name: convert(row.get(source)) for name, source, convert in plan}
     if any(values[name] is None for name in key_fields):
         return None
@@ -481,7 +486,7 @@ class RowReader:
     `to_record` reads it row by row, so both paths give the same records."""
 
     def __init__(self, cls: type[Any]) -> None:
-        plan, key_fields = _PLANS.get(cls) or _PLANS.setdefault(cls, _plan(cls))
+        plan, key_fields = _plan_of(cls)
         sources = list(dict.fromkeys(source for _, source, _ in plan))
         read_by = {source: [n for n, s, _ in plan if s == source] for source in sources}
         declared = {f.name: f for f in fields(cls)}
@@ -509,7 +514,8 @@ class RowReader:
             rename={names[s]: s for s in sources},
             gc=False,
         )
-        self._decoder = msgspec.json.Decoder(list[self.struct])  # type: ignore[name-defined]
+        # The rows as structs; any other JSON as orjson decodes it.
+        self.decode = typed_or_json(msgspec.json.Decoder(list[self.struct]))  # type: ignore[name-defined]
         attributes = [names[source] for _, source, _ in plan]
         if len(attributes) == 1:
             only = attributes[0]
@@ -519,14 +525,6 @@ class RowReader:
         positions = {name: i for i, (name, _, _) in enumerate(plan)}
         self._keys = tuple(positions[name] for name in key_fields)
         self._cls = cls
-
-    def decode(self, body: bytes) -> Any:
-        """The rows as structs; any other JSON as orjson decodes it (`orjson.JSONDecodeError`
-        for a body that is not JSON)."""
-        try:
-            return self._decoder.decode(body)
-        except msgspec.DecodeError:
-            return orjson.loads(body)
 
     def records(self, rows: list[Any]) -> list[Any]:
         """Records of decoded rows: structs made here, or plain JSON (then by `to_record`)."""
@@ -906,11 +904,6 @@ class OpenF1Provider:
             while len(self._parsed) > _PARSED_ANSWERS:
                 self._parsed.popitem(last=False)
         return records
-
-    async def _fetch(self, collection: str, query: str, *, settled: bool = False) -> list[Any]:
-        policy = self.freshness.policy(query, settled=settled)
-        rows, _ = await self._fetch_response(collection, query, policy)
-        return rows
 
     async def _fetch_response(
         self,

@@ -4,13 +4,14 @@ one list per channel, never one object per sample."""
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import msgspec
-import orjson
+
+from ._values import typed_or_json
 
 __all__ = [
     "CAR_DATA",
@@ -33,22 +34,17 @@ class TelemetryKind:
     # One struct per sample with only the fields we keep: decoding into it skips the rest of
     # each row and costs a quarter of building dicts.
     row: type[msgspec.Struct] = field(init=False, repr=False, compare=False)
-    _decoder: msgspec.json.Decoder[Any] = field(init=False, repr=False, compare=False)
+    # An answer's rows as structs; any other JSON (an odd row, an error body) as orjson
+    # decodes it, and a body that is not JSON raises `orjson.JSONDecodeError`.
+    decode: Callable[[bytes], Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [("date", str)]
         fields += [(name, _NUMBER, None) for name in self.channels]
         row = msgspec.defstruct(f"{self.collection}_row", fields, gc=False)
         object.__setattr__(self, "row", row)
-        object.__setattr__(self, "_decoder", msgspec.json.Decoder(list[row]))  # type: ignore[valid-type]
-
-    def decode(self, body: bytes) -> Any:
-        """An answer's rows as structs; any other JSON (an odd row, an error body) as orjson
-        decodes it, and a body that is not JSON raises `orjson.JSONDecodeError`."""
-        try:
-            return self._decoder.decode(body)
-        except msgspec.DecodeError:
-            return orjson.loads(body)
+        decoder = msgspec.json.Decoder(list[row])  # type: ignore[valid-type]
+        object.__setattr__(self, "decode", typed_or_json(decoder))
 
 
 _NUMBER = int | float | None

@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import msgspec
-import orjson
 
 from ..errors import BadUserInput, UpstreamRejected, UpstreamUnavailable
-from ._values import text
+from ._values import text, typed_or_json
 
 if TYPE_CHECKING:
     from .sqlrace import SqlRaceProvider
@@ -146,16 +145,8 @@ class SampleRow(msgspec.Struct, gc=False):
     Values: dict[str, float | None]
 
 
-_PAGE = msgspec.json.Decoder(list[SampleRow])
-
-
-def decode_page(body: bytes) -> Any:
-    """A page as `SampleRow`s; any other JSON (an odd sample, an error) as orjson decodes it,
-    and a body that is not JSON raises `orjson.JSONDecodeError`."""
-    try:
-        return _PAGE.decode(body)
-    except msgspec.DecodeError:
-        return orjson.loads(body)
+# A page as `SampleRow`s; any other JSON (an odd sample, an error) as orjson decodes it.
+decode_page = typed_or_json(msgspec.json.Decoder(list[SampleRow]))
 
 
 def _typed_column(values: list[dict[str, float | None]], keys: tuple[str, str]) -> list[Any]:
