@@ -42,6 +42,10 @@ from strawberry.subscriptions import (
     GRAPHQL_WS_PROTOCOL,
     MULTIPART_SUBSCRIPTION_PROTOCOL,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
 from strawberry.types import ExecutionResult
 
 from . import requestctx, tracing
@@ -64,7 +68,7 @@ from .http_caching import (
     matches_entity_tag,
 )
 from .incremental import settle
-from .live import Live, build_live
+from .live import Live, Outbox, Subscribing, build_live, subscribing
 from .loaders import Loaders
 from .metrics import GRAPHQL_DURATION, GRAPHQL_REQUESTS, metrics_endpoint, operation_label
 from .middleware import (
@@ -198,19 +202,67 @@ _encoded_events = _EncodedEvents()
 
 class TextFrames(ASGIWebSocketAdapter):
     """graphql-ws and graphql-transport-ws messages are text frames: browsers' clients cannot
-    read binary ones (strawberry sends bytes when `encode_json` returns bytes)."""
+    read binary ones (strawberry sends bytes when `encode_json` returns bytes). Once a group
+    of subscribers writes to this connection, every message goes through its outbox, in order."""
+
+    _outbox: Outbox | None = None
+
+    def outbox(self) -> Outbox:
+        if self._outbox is None:
+            self._outbox = Outbox(self._send_text)
+        return self._outbox
+
+    async def close_outbox(self) -> None:
+        if self._outbox is not None:
+            await self._outbox.close()
 
     async def send_json(self, message: Mapping[str, object]) -> None:
+        text = _encoded_events.message(message)
+        if self._outbox is None:
+            await self._send_text(text)
+            return
         try:
-            await self.ws.send_text(_encoded_events.message(message))
+            await self._outbox.send(text)
+        except (WebSocketDisconnected, ConnectionError) as exc:
+            raise WebSocketDisconnected from exc
+
+    async def _send_text(self, text: str) -> None:
+        try:
+            await self.ws.send_text(text)
         except WebSocketDisconnect as exc:
             raise WebSocketDisconnected from exc
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws, each operation's task knowing what it runs and where its frames
+    go (a live topic's subscribers join a group through it: see `Groups`)."""
+
+    websocket: TextFrames
+
+    async def handle(self) -> None:
+        try:
+            await super().handle()
+        finally:
+            await self.websocket.close_outbox()
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        subscribing(
+            Subscribing(
+                operation.id,
+                operation.query,
+                operation.variables,
+                operation.operation_name,
+                self.websocket.outbox,
+            )
+        )
+        await super().run_operation(operation)
 
 
 class GraphQLView(GraphQL[Context, None]):
     """strawberry's ASGI view with our context, orjson, and GraphQL-shaped HTTP errors."""
 
     websocket_adapter_class = TextFrames
+    graphql_transport_ws_handler_class = TransportWSHandler
     stream_transport_classes_by_protocol = {  # noqa: RUF012 - strawberry reads it so
         **GraphQL.stream_transport_classes_by_protocol,
         GRAPHQL_SSE_PROTOCOL: ResumableSSE,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..cache import FallbackBackend
 from ..config import Settings
 from ..errors import SubscriptionLimit
 from ..providers import Providers
+from ._groups import Groups, Outbox, Subscribing, encode_next_payload, subscribing
 from ._hub import Event, Feed, Hub
 from .guidebook import ChangeKind, GuidebookChange, GuidebookChanges
 from .openf1 import TOPICS, OpenF1Live, SessionStatus, SessionStatusRecord, decode_cursor
@@ -21,15 +22,20 @@ __all__ = [
     "ChangeKind",
     "Event",
     "Feed",
+    "Groups",
     "GuidebookChange",
     "Hub",
     "Live",
     "LiveSessionChange",
     "LiveSessionKind",
+    "Outbox",
     "SessionStatus",
     "SessionStatusRecord",
+    "Subscribing",
     "build_live",
     "decode_cursor",
+    "encode_next_payload",
+    "subscribing",
 ]
 
 
@@ -44,6 +50,8 @@ class Live:
     max_connections: int
     connections: int = 0
     mqtt: OpenF1Mqtt | None = None
+    # WebSocket subscribers of one live topic and document, served together.
+    groups: Groups = field(default_factory=Groups)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[None]:
@@ -62,6 +70,7 @@ class Live:
             self.connections -= 1
 
     async def close(self) -> None:
+        await self.groups.close()
         await self.hub.close()
         if self.mqtt is not None:
             await self.mqtt.close()

@@ -137,6 +137,14 @@ class Hub:
     def subscribers(self) -> int:
         return sum(len(feed.subscribers) for feed in self.feeds.values())
 
+    def is_over(self, key: Hashable) -> bool:
+        """Whether the topic's feed is known to have no more to come (a finished session): a
+        new subscriber then gets its backlog and the end, not just what is published next."""
+        feed = self.feeds.get(key)
+        return (
+            feed is not None and feed.ready.is_set() and (feed.over or feed.finished is not None)
+        )
+
     async def subscribe(
         self,
         key: Hashable,

@@ -283,17 +283,21 @@ class OpenF1Live:
         order = decode_cursor(after) if after is not None else None
         await self._session(session_key)
         async for event in self.hub.subscribe(
-            ("openf1", endpoint, session_key),
+            _topic_key(endpoint, session_key),
             lambda feed: self._produce(topic, session_key, feed),
             after=order,
         ):
             yield event
 
+    def is_over(self, endpoint: str, session_key: int) -> bool:
+        """Whether the topic is known to be over (see `Hub.is_over`)."""
+        return self.hub.is_over(_topic_key(endpoint, session_key))
+
     async def statuses(self, session_key: int) -> AsyncIterator[SessionStatusRecord]:
         """The session's state now, then each change; ends once it is finished or cancelled."""
         await self._session(session_key)
         async for event in self.hub.subscribe(
-            ("openf1", "status", session_key),
+            _topic_key("status", session_key),
             lambda feed: self._produce_status(session_key, feed),
             replay_all=True,
             backlog_size=1,
@@ -477,3 +481,7 @@ class OpenF1Live:
 
 class _BrokerAway(Exception):
     pass
+
+
+def _topic_key(endpoint: str, session_key: int) -> tuple[str, str, int]:
+    return ("openf1", endpoint, session_key)

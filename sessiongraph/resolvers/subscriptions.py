@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
+import functools
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
+import orjson
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
+
 from ..errors import BadUserInput, SubscriptionLimit, UpstreamNotConfigured
-from ..live import GuidebookChange, Live, LiveSessionChange, SessionStatusRecord
+from ..live import (
+    GuidebookChange,
+    Live,
+    LiveSessionChange,
+    SessionStatusRecord,
+    Subscribing,
+    encode_next_payload,
+    subscribing,
+)
 from ..loaders import Loaders
-from ..schema.context import Info
+from ..schema.context import Context, Info
 from . import guidebook as guidebook_read
 
 __all__ = [
@@ -87,10 +101,28 @@ async def openf1_events(
     after: str | None,
     driver_number: int | None = None,
 ) -> AsyncIterator[Any]:
-    """Records of one OpenF1 topic, in order; `driver_number` keeps one driver's."""
+    """Records of one OpenF1 topic, in order; `driver_number` keeps one driver's. A WebSocket
+    subscription without a cursor to a topic not known to be over joins the group of its
+    document (its events are sent to it directly, and this yields none)."""
     live = _live(info)
-    key = await live.openf1.session_key(session_key, latest)
+    pinned = info.context.extra.get(_GROUP_SESSION)
+    key = pinned if pinned is not None else await live.openf1.session_key(session_key, latest)
     cursor = _after(info, after)
+    operation = subscribing()
+    if operation is not None and cursor is None and not live.openf1.is_over(endpoint, key):
+        group = (
+            endpoint,
+            key,
+            operation.query,
+            operation.operation_name,
+            orjson.dumps(operation.variables, option=orjson.OPT_SORT_KEYS),
+            # Guidebook keys give providers of their own: never one group across them.
+            id(info.context.providers),
+        )
+        answers = functools.partial(_group_answers, info.context, info.schema, operation, key)
+        async for _ in _guarded(info, live.groups.membership(group, operation, answers)):
+            pass
+        return
 
     async def records() -> AsyncIterator[Any]:
         async for event in live.openf1.events(endpoint, key, cursor):
@@ -103,6 +135,40 @@ async def openf1_events(
 
     async for record in _guarded(info, records()):
         yield record
+
+
+# A group's own run of its members' document follows the session they resolved (`latest`
+# could name another by now).
+_GROUP_SESSION = "group_session_key"
+
+
+async def _group_answers(
+    context: Context, schema: Any, operation: Subscribing, session_key: int
+) -> AsyncIterator[str]:
+    """The members' document run once for their group, on a context of its own without the
+    request (an OpenF1 topic's answers depend on the event alone), each event's answer
+    encoded as a `next` payload."""
+    own = dataclasses.replace(
+        context,
+        loaders=Loaders(context.providers, batching=context.settings.dataloader_batching),
+        request=None,
+        response=None,
+        connection_params=None,
+        extra={"websocket": True, _GROUP_SESSION: session_key},
+        reported_errors=[],
+    )
+    results = await schema.stream(
+        operation.query,
+        variable_values=operation.variables,
+        context_value=own,
+        operation_name=operation.operation_name,
+    )
+    async with contextlib.aclosing(results):
+        async for result in results:
+            if isinstance(result, PreExecutionError) or not isinstance(result, ExecutionResult):
+                # The members' own runs passed the same checks: not expected.
+                raise TypeError(f"a group's run gave {type(result).__name__}")
+            yield encode_next_payload(result.data, result.errors, result.extensions)
 
 
 async def openf1_statuses(
