@@ -143,6 +143,43 @@ async def test_n_subscribers_share_one_feed_that_stops_after_the_last(
     assert after.get("/v1/race_control") == before.get("/v1/race_control"), (before, after)
 
 
+async def test_websocket_subscribers_of_one_document_are_served_as_one_group(
+    make_gateway: Callable[..., Gateway], sandbox: Sandbox
+) -> None:
+    replay(sandbox)
+    live = make_gateway(**LIVE, max_subscriptions_per_connection=50)
+    groups = live.app.state.live.groups
+    async with socket(live) as one, socket(live) as two:
+        for n in range(3):
+            await one.subscribe(f"a{n}", RACE_CONTROL)
+            await two.subscribe(f"b{n}", RACE_CONTROL)
+        got: dict[str, list[bytes]] = {}
+        for client, ids in ((one, {"a0", "a1", "a2"}), (two, {"b0", "b1", "b2"})):
+            while any(len(got.get(id_, [])) < 4 for id_ in ids):
+                message = await client.receive()
+                assert message["type"] == "next", message
+                got.setdefault(message["id"], []).append(orjson.dumps(message["payload"]))
+        assert groups.members == 6
+        # One run for all: the very same payloads (cursors included) under each id (one
+        # subscription may have started an event or two later than another).
+        assert all(got["a0"][3] in payloads for payloads in got.values())
+        await one.send({"id": "a1", "type": "complete"})
+        await two.nexts("b0", 3)
+        assert groups.members == 5
+        nexts = []
+        while len(nexts) < 6:
+            message = await one.receive()
+            assert message["type"] == "next", message
+            nexts.append(message["id"])
+        assert "a1" not in nexts
+    for _ in range(50):
+        if not live.app.state.live.hub.feeds:
+            break
+        await asyncio.sleep(0.1)
+    assert groups.members == 0
+    assert live.app.state.live.hub.feeds == {}
+
+
 async def test_a_session_that_does_not_exist_is_a_coded_error(live: Gateway) -> None:
     async with socket(live) as client:
         await client.subscribe("x", "subscription { raceControl(sessionKey: 123456789) { date } }")

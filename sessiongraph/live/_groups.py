@@ -200,6 +200,9 @@ class Groups:
             async for payload in stream:
                 for member in list(group.members):
                     self._deliver(group, member, payload)
+                # The writers' turn before the next event: a burst read from the hub without
+                # a pause would fill every outbox and cut off members that keep up.
+                await asyncio.sleep(0)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every member ends with it (coded by its own stream)

@@ -141,9 +141,7 @@ class Hub:
         """Whether the topic's feed is known to have no more to come (a finished session): a
         new subscriber then gets its backlog and the end, not just what is published next."""
         feed = self.feeds.get(key)
-        return (
-            feed is not None and feed.ready.is_set() and (feed.over or feed.finished is not None)
-        )
+        return feed is not None and feed.ready.is_set() and (feed.over or feed.finished is not None)
 
     async def subscribe(
         self,
