@@ -42,6 +42,13 @@ def live(make_gateway: Callable[..., Gateway], sandbox: Sandbox) -> Gateway:
     return make_gateway(**LIVE)
 
 
+@pytest.fixture
+def roomy(make_gateway: Callable[..., Gateway], sandbox: Sandbox) -> Gateway:
+    """`live` with room for 50 subscriptions on one socket."""
+    replay(sandbox)
+    return make_gateway(**LIVE, max_subscriptions_per_connection=50)
+
+
 class Socket:
     """A graphql-transport-ws client, frame by frame."""
 
@@ -116,10 +123,9 @@ async def test_resuming_after_a_cursor_misses_nothing_and_repeats_nothing(live: 
 
 
 async def test_n_subscribers_share_one_feed_that_stops_after_the_last(
-    make_gateway: Callable[..., Gateway], sandbox: Sandbox
+    roomy: Gateway, sandbox: Sandbox
 ) -> None:
-    replay(sandbox)
-    live = make_gateway(**LIVE, max_subscriptions_per_connection=50)
+    live = roomy
     hub = live.app.state.live.hub
     async with socket(live) as client:
         for n in range(50):
@@ -144,10 +150,9 @@ async def test_n_subscribers_share_one_feed_that_stops_after_the_last(
 
 
 async def test_websocket_subscribers_of_one_document_are_served_as_one_group(
-    make_gateway: Callable[..., Gateway], sandbox: Sandbox
+    roomy: Gateway,
 ) -> None:
-    replay(sandbox)
-    live = make_gateway(**LIVE, max_subscriptions_per_connection=50)
+    live = roomy
     groups = live.app.state.live.groups
     async with socket(live) as one, socket(live) as two:
         for n in range(3):
