@@ -46,6 +46,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult
 
 from . import requestctx, tracing
@@ -253,9 +254,37 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 operation.variables,
                 operation.operation_name,
                 self.websocket.outbox,
+                "next",
             )
         )
         await super().run_operation(operation)
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """The legacy graphql-ws protocol (subscriptions-transport-ws), its events `data` messages,
+    its live topics' subscribers grouped the same way."""
+
+    websocket: TextFrames
+
+    async def handle(self) -> None:
+        try:
+            await super().handle()
+        finally:
+            await self.websocket.close_outbox()
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        subscribing(
+            Subscribing(
+                operation_id, query, variables, operation_name, self.websocket.outbox, "data"
+            )
+        )
+        await super().handle_async_results(operation_id, query, operation_name, variables)
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -263,6 +292,7 @@ class GraphQLView(GraphQL[Context, None]):
 
     websocket_adapter_class = TextFrames
     graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
     stream_transport_classes_by_protocol = {  # noqa: RUF012 - strawberry reads it so
         **GraphQL.stream_transport_classes_by_protocol,
         GRAPHQL_SSE_PROTOCOL: ResumableSSE,

@@ -94,14 +94,15 @@ class Outbox:
 
 @dataclass(frozen=True, slots=True)
 class Subscribing:
-    """A graphql-transport-ws subscription being started: its id and request, and its
-    connection's outbox (made on first use)."""
+    """A WebSocket subscription being started: its id and request, its connection's outbox
+    (made on first use), and its protocol's event message (`next`, legacy graphql-ws `data`)."""
 
     id: str
     query: str
     variables: dict[str, Any] | None
     operation_name: str | None
     outbox: Callable[[], Outbox]
+    message_type: str = "next"
 
 
 _subscribing: contextvars.ContextVar[Subscribing | None] = contextvars.ContextVar(
@@ -162,7 +163,8 @@ class Groups:
         returns when the group ends and raises SLOW_CONSUMER if the member fell behind."""
         member = _Member(
             operation.outbox(),
-            orjson.dumps({"id": operation.id, "type": "next"}).decode()[:-1] + ',"payload":',
+            orjson.dumps({"id": operation.id, "type": operation.message_type}).decode()[:-1]
+            + ',"payload":',
             asyncio.get_running_loop().create_future(),
         )
         group = self._groups.get(key)
@@ -233,7 +235,7 @@ class Groups:
 
 
 def encode_next_payload(data: Any, errors: list[Any] | None, extensions: Any) -> str:
-    """A `next` message's payload as graphql-transport-ws sends it (strawberry's shape)."""
+    """An event message's payload as strawberry sends it (`next`, or legacy `data`)."""
     payload: dict[str, Any] = {"data": data}
     if errors:
         payload["errors"] = [error.formatted for error in errors]

@@ -253,6 +253,8 @@ def test_legacy_graphql_ws_protocol_sends_data_and_keep_alives(live: Gateway) ->
             assert payload["data"]["raceControl"]["message"]
             assert isinstance(payload["extensions"]["cursor"], str)
         assert_in_order([payload["data"]["raceControl"]["date"] for payload in data])
+        # Its events came through a group (one run per event for every WebSocket subscriber).
+        assert live.app.state.live.groups.members == 1
 
         socket.send(json.dumps({"id": "1", "type": "stop"}))
         receive_until(socket, "complete", "1")
