@@ -35,6 +35,8 @@ class Outbox:
         self._failure: BaseException | None = None
 
     def push(self, member: _Member, text: str) -> None:
+        if self._failure is not None:
+            return  # the socket is gone; its handler is ending the member
         member.pending += 1
         self._frames.append((member, text, None))
         self._wake()
@@ -50,7 +52,7 @@ class Outbox:
         await future
 
     async def close(self) -> None:
-        self._fail(ConnectionError("the connection closed"))
+        self._fail(_closed())
         if self._writer is not None:
             await stop_tasks(self._writer)
 
@@ -76,9 +78,14 @@ class Outbox:
                 try:
                     await self._send_text(text)
                 except BaseException as exc:
+                    # A cancel (the connection closing) reaches waiting senders as a closed
+                    # connection, and still ends this task as cancelled.
+                    failure = exc if isinstance(exc, Exception) else _closed()
                     if future is not None and not future.done():
-                        future.set_exception(exc)
-                    self._fail(exc)
+                        future.set_exception(failure)
+                    self._fail(failure)
+                    if failure is not exc:
+                        raise
                     return
                 if future is not None and not future.done():
                     future.set_result(None)
@@ -90,6 +97,10 @@ class Outbox:
             _, _, future = self._frames.popleft()
             if future is not None and not future.done():
                 future.set_exception(error)
+
+
+def _closed() -> ConnectionError:
+    return ConnectionError("the connection closed")
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,3 +204,15 @@ async def test_closing_the_groups_ends_their_runs_and_members() -> None:
     assert await task == []
     assert answers.closed == 1
     await outbox.close()
+
+
+async def test_closing_while_a_message_is_on_its_way_fails_its_sender_instead_of_hanging() -> None:
+    wire = Wire()
+    wire.open.clear()
+    outbox = Outbox(wire.send_text)
+    sending = [asyncio.ensure_future(outbox.send("{}")) for _ in range(2)]
+    await settle()
+    await outbox.close()
+    for task in sending:
+        with pytest.raises(ConnectionError):
+            await task
