@@ -568,10 +568,15 @@ class GraphQLView(GraphQL[Context, None]):
         # Multipart only for a single operation whose client asked for it; a batch or a
         # client that did not gets every deferred and streamed part in one answer.
         if isinstance(result, list):
-            return [await self._settled(r) for r in result]
-        if not _accepts(request_adapter.headers.get("accept", ""), "multipart/mixed"):
-            return await self._settled(result)
-        return result
+            answered: Any = [await self._settled(r) for r in result]
+        elif not _accepts(request_adapter.headers.get("accept", ""), "multipart/mixed"):
+            answered = await self._settled(result)
+        else:
+            return result  # its later parts still load
+        if isinstance(answered, list | ExecutionResult):
+            # Finished, not a stream that has yet to run: what it loaded can go.
+            context.loaders.release()
+        return answered
 
     async def _settled(self, result: Any) -> Any:
         if not isinstance(result, ExperimentalIncrementalExecutionResults):

@@ -219,6 +219,15 @@ class Loaders:
     def merges_requests(self) -> bool:
         return self._batching
 
+    def release(self) -> None:
+        """Forget the telemetry and per-session rows loaded, once the answer is made. The
+        executor keeps the context in reference cycles, so they would otherwise wait for the
+        garbage collector, whose passes over a race's columns cost later requests ~3 ms each."""
+        if self._telemetry is not None:
+            self._telemetry.clear_all()
+        for loader in self._session_loaders.values():
+            loader.clear_all()
+
     async def meetings_with_sessions(
         self, spec: FilterSpec, session_specs: Iterable[FilterSpec]
     ) -> list[MeetingRecord]:

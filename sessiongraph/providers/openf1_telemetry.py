@@ -37,6 +37,10 @@ class TelemetryKind:
     # An answer's rows as structs; any other JSON (an odd row, an error body) as orjson
     # decodes it, and a body that is not JSON raises `orjson.JSONDecodeError`.
     decode: Callable[[bytes], Any] = field(init=False, repr=False, compare=False)
+    # Structs to columns, `date` first then `channels` in order.
+    transpose: Callable[[Sequence[Any]], tuple[list[Any], ...]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [("date", str)]
@@ -45,6 +49,13 @@ class TelemetryKind:
         object.__setattr__(self, "row", row)
         decoder = msgspec.json.Decoder(list[row])  # type: ignore[valid-type]
         object.__setattr__(self, "decode", typed_or_json(decoder))
+        names = ("date", *self.channels)
+        if not all(map(str.isidentifier, names)):
+            raise ValueError(f"channels must be identifiers: {names}")
+        # A comprehension naming its attribute reads it twice as fast as `attrgetter` does
+        # (Python's specialised slot reads), so one is compiled per kind, as dataclasses do.
+        source = "lambda rows: (" + ", ".join(f"[r.{n} for r in rows]" for n in names) + ",)"
+        object.__setattr__(self, "transpose", eval(source))  # noqa: S307
 
 
 _NUMBER = int | float | None
@@ -96,8 +107,7 @@ def columns(rows: Sequence[Any], kind: TelemetryKind) -> TelemetrySeries:
         # The slow path only for an answer with a row that is not an object with a date.
         kept = [r for r in kept if type(r) is dict and type(r.get("date")) is str]
         dates = list(map(_DATE, kept))
-    # One date format upstream, so text order is time order; sorting only if needed.
-    if any(map(operator.gt, dates, dates[1:])):
+    if not _in_order(dates):
         kept.sort(key=_DATE)
         dates = list(map(_DATE, kept))
     return TelemetrySeries(dates, {name: _column(kept, name) for name in kind.channels})
@@ -105,12 +115,17 @@ def columns(rows: Sequence[Any], kind: TelemetryKind) -> TelemetrySeries:
 
 def _struct_columns(kept: list[Any], kind: TelemetryKind) -> TelemetrySeries:
     # Decoded against the struct, so every date is text and every value a number or null.
-    dates = list(map(_DATE_ATTRIBUTE, kept))
-    if any(map(operator.gt, dates, dates[1:])):
+    dates, *values = kind.transpose(kept)
+    if not _in_order(dates):
         kept.sort(key=_DATE_ATTRIBUTE)
-        dates = list(map(_DATE_ATTRIBUTE, kept))
-    channels = {name: list(map(operator.attrgetter(name), kept)) for name in kind.channels}
-    return TelemetrySeries(dates, channels)
+        dates, *values = kind.transpose(kept)
+    return TelemetrySeries(dates, dict(zip(kind.channels, values, strict=True)))
+
+
+def _in_order(dates: list[str]) -> bool:
+    # One date format upstream, so text order is time order. Sorting a sorted copy is one
+    # pass in C: twice as fast as comparing neighbours with `map`.
+    return dates == sorted(dates)
 
 
 def downsample(series: TelemetrySeries, every_seconds: float) -> TelemetrySeries:
