@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import gc
 import logging
 import statistics
 import threading
 import time
+import types
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +20,7 @@ from graphql import parse
 
 from sessiongraph.config import Settings
 from sessiongraph.schema.build import build_schema
-from sessiongraph.schema.limits import estimate, measure
+from sessiongraph.schema.limits import _VALIDATED, estimate, measure
 from tests._servers import Gateway, Sandbox
 
 
@@ -393,3 +396,33 @@ def test_fragment_chains_too_long_to_analyse_are_refused(
     document = f"{{ meetings {{ ...F0 }} }} {fragments} fragment F{levels} on Meeting {{ year }}"
     result = gateway.query(document)
     assert code_of(result) == "QUERY_TOO_COMPLEX"
+
+
+def reachable_frames(root: object) -> int:
+    """Frames and tracebacks reachable from `root` through instances (not through classes,
+    modules or functions, which lead to everything)."""
+    skip = (type, types.ModuleType, types.FunctionType)
+    seen: set[int] = set()
+    pending: list[object] = [root]
+    found = 0
+    while pending and len(seen) < 200_000:
+        item = pending.pop()
+        if id(item) in seen or isinstance(item, skip):
+            continue
+        seen.add(id(item))
+        if isinstance(item, types.FrameType | types.TracebackType):
+            found += 1
+            continue
+        pending.extend(gc.get_referents(item))
+    return found
+
+
+def test_remembered_validation_errors_keep_no_frames_alive(gateway: Gateway) -> None:
+    # A bad literal is an error validation catches from the scalar's parser, so it comes with
+    # a traceback; the memo must not keep that validation's frames (and visitors) with it.
+    instant = f"not an instant {uuid.uuid4()}"
+    query = f'{{ meetings(filter: {{ dateStart: {{ gt: "{instant}" }} }}) {{ meetingKey }} }}'
+    assert code_of(gateway.query(query)) == "BAD_USER_INPUT"
+    remembered = [errors for key, errors in _VALIDATED.items() if key[-1] == query]
+    assert remembered
+    assert reachable_frames(remembered) == 0
