@@ -185,6 +185,15 @@ async def test_websocket_subscribers_of_one_document_are_served_as_one_group(
     assert live.app.state.live.hub.feeds == {}
 
 
+async def test_any_json_in_a_grouped_subscriptions_variables_is_fine(live: Gateway) -> None:
+    async with socket(live) as client:
+        # Not declared by the operation, so never validated: still part of its group's key.
+        await client.subscribe("big", RACE_CONTROL, unused=10**30, nested={"b": [1.5, None]})
+        events = await client.nexts("big", 2)
+        assert all(event["data"]["raceControl"] for event in events)
+        assert live.app.state.live.groups.members == 1
+
+
 async def test_a_session_that_does_not_exist_is_a_coded_error(live: Gateway) -> None:
     async with socket(live) as client:
         await client.subscribe("x", "subscription { raceControl(sessionKey: 123456789) { date } }")

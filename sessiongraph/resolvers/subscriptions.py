@@ -6,10 +6,10 @@ import contextlib
 import contextvars
 import dataclasses
 import functools
+import json
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
-import orjson
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
@@ -110,16 +110,10 @@ async def openf1_events(
     cursor = _after(info, after)
     operation = subscribing()
     if operation is not None and cursor is None and not live.openf1.is_over(endpoint, key):
-        group = (
-            endpoint,
-            key,
-            operation.query,
-            operation.operation_name,
-            orjson.dumps(operation.variables, option=orjson.OPT_SORT_KEYS),
-            # Guidebook keys give providers of their own: never one group across them.
-            id(info.context.providers),
+        group = _group_key(info, operation, endpoint, key)
+        answers = functools.partial(
+            _group_answers, _group_context(info, key), info.schema, operation
         )
-        answers = functools.partial(_group_answers, info.context, info.schema, operation, key)
         async for _ in _guarded(info, live.groups.membership(group, operation, answers)):
             pass
         return
@@ -142,13 +136,24 @@ async def openf1_events(
 _GROUP_SESSION = "group_session_key"
 
 
-async def _group_answers(
-    context: Context, schema: Any, operation: Subscribing, session_key: int
-) -> AsyncIterator[str]:
-    """The members' document run once for their group, on a context of its own without the
-    request (an OpenF1 topic's answers depend on the event alone), each event's answer
-    encoded as a `next` payload."""
-    own = dataclasses.replace(
+def _group_key(info: Info, operation: Subscribing, endpoint: str, session_key: int) -> Any:
+    """What makes two members' answers the same."""
+    return (
+        endpoint,
+        session_key,
+        operation.query,
+        operation.operation_name,
+        # Any JSON a client sent (integers past 64 bits too): not orjson.
+        json.dumps(operation.variables, sort_keys=True, default=repr),
+        # Guidebook keys give providers of their own: never one group across them.
+        id(info.context.providers),
+    )
+
+
+def _group_context(info: Info, session_key: int) -> Context:
+    """The group's own context, not the member's (the group may outlive its connection)."""
+    context = info.context
+    return dataclasses.replace(
         context,
         loaders=Loaders(context.providers, batching=context.settings.dataloader_batching),
         request=None,
@@ -157,10 +162,18 @@ async def _group_answers(
         extra={"websocket": True, _GROUP_SESSION: session_key},
         reported_errors=[],
     )
+
+
+async def _group_answers(
+    context: Context, schema: Any, operation: Subscribing
+) -> AsyncIterator[str]:
+    """The members' document run once for their group, on a context without the request (an
+    OpenF1 topic's answers depend on the event alone), each event's answer encoded as a
+    `next` payload."""
     results = await schema.stream(
         operation.query,
         variable_values=operation.variables,
-        context_value=own,
+        context_value=context,
         operation_name=operation.operation_name,
     )
     async with contextlib.aclosing(results):
