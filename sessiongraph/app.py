@@ -213,9 +213,14 @@ class TextFrames(ASGIWebSocketAdapter):
             self._outbox = Outbox(self._send_text)
         return self._outbox
 
-    async def close_outbox(self) -> None:
-        if self._outbox is not None:
-            await self._outbox.close()
+    @contextlib.asynccontextmanager
+    async def outboxed(self) -> AsyncIterator[None]:
+        """The connection's lifetime: its outbox, if one was made, closes with it."""
+        try:
+            yield
+        finally:
+            if self._outbox is not None:
+                await self._outbox.close()
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         text = _encoded_events.message(message)
@@ -241,10 +246,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     websocket: TextFrames
 
     async def handle(self) -> None:
-        try:
+        async with self.websocket.outboxed():
             await super().handle()
-        finally:
-            await self.websocket.close_outbox()
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         subscribing(
@@ -267,10 +270,8 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     websocket: TextFrames
 
     async def handle(self) -> None:
-        try:
+        async with self.websocket.outboxed():
             await super().handle()
-        finally:
-            await self.websocket.close_outbox()
 
     async def handle_async_results(
         self,
