@@ -229,7 +229,7 @@ class TextFrames(ASGIWebSocketAdapter):
             return
         try:
             await self._outbox.send(text)
-        except (WebSocketDisconnected, ConnectionError) as exc:
+        except ConnectionError as exc:  # the outbox closed with the connection
             raise WebSocketDisconnected from exc
 
     async def _send_text(self, text: str) -> None:

@@ -216,8 +216,6 @@ class Groups:
                 # The writers' turn before the next event: a burst read from the hub without
                 # a pause would fill every outbox and cut off members that keep up.
                 await asyncio.sleep(0)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # every member ends with it (coded by its own stream)
             logger.exception("live group failed", extra={"group": repr(group.key)[:200]})
             error = exc
