@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import httpx
@@ -376,3 +377,34 @@ def test_introspection_and_playground_can_be_switched_off(make_gateway: Any) -> 
     assert code_of(result) == "GRAPHQL_VALIDATION_FAILED"
     assert gateway.http.get("/graphql", headers={"Accept": "text/html"}).status_code == 404
     assert gateway.query("{ meeting(key: 1216) { year } }") == {"data": {"meeting": {"year": 2023}}}
+
+
+def test_answered_requests_leave_no_reference_cycles(gateway: Gateway) -> None:
+    """What a request made is freed when its answer goes: the executor, context, loaders and
+    types built for it wait for no garbage collection, whose passes every request pays for."""
+    queries = [
+        "{ meetings(filter: {year: {eq: 2023}}) { sessions { sessionName meeting { meetingName } "
+        "} } }",
+        "{ guides(first: 2) { nodes { guidebookId name } } connections { name sessions(first: 2) "
+        "{ nodes { key } } } }",
+        "{ f1Session(key: 9839) { laps(limit: 5) { lapNumber } } }",
+        "{ meetings { nope } }",  # refused by validation
+    ]
+    for query in queries:  # warm: the catalogue, tokens, memos made once per process
+        gateway.query(query)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for query in queries:
+            gateway.query(query)
+        gc.collect()
+        left = [
+            obj
+            for obj in gc.garbage
+            if str(getattr(obj, "__module__", "")).startswith(("sessiongraph", "graphql"))
+            or type(obj).__module__.startswith(("sessiongraph", "graphql", "strawberry"))
+        ]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert [repr(obj)[:80] for obj in left] == []

@@ -4,7 +4,8 @@ resolvers' own defaults."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from graphql import (
@@ -12,9 +13,12 @@ from graphql import (
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLResolveInfoHelpers,
     GraphQLScalarType,
     GraphQLSchema,
 )
+from graphql.execution.executor import Executor
+from graphql.pyutils import gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from .shared_events import shared_events
@@ -37,6 +41,22 @@ _NOT_PLAIN: tuple[_Step, ...] = ()
 _FALLBACK = object()
 
 
+def _helpers_of(executor: Executor[Any]) -> GraphQLResolveInfoHelpers:
+    """The executor's helpers for resolvers, holding it weakly. Its own hold bound methods of
+    it, a cycle that kept every request's executor, context and loaders for the collector."""
+    track = weakref.WeakMethod(executor.track_async_work)
+
+    def track_async_work(values: Sequence[Any]) -> None:
+        method = track()
+        if method is not None:  # else the execution is over: nothing is left to settle
+            method(values)
+
+    def gather_async_work(values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
+        return gather_with_cancel(*values)
+
+    return GraphQLResolveInfoHelpers(gather=gather_async_work, track=track_async_work)
+
+
 class PlainObjectsExecutor(StrawberryGraphQLCoreExecutionContext):
     """When every field selected on an object is a plain attribute of a scalar or enum type
     (no resolver, no arguments, no directives), its answer is read and serialized in one loop
@@ -46,6 +66,7 @@ class PlainObjectsExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.async_helpers = _helpers_of(self)
         # Per grouped field set (kept alive beside its plan, so its id is not reused).
         self._plans: dict[int, tuple[Any, tuple[_Step, ...]]] = {}
         middleware = self.middleware_manager

@@ -268,85 +268,104 @@ def estimate(
     connection's `edges`/`nodes`) are already counted by it. Each spread of a fragment costs
     its whole subtree again, which over-counts a fragment spread twice in one selection.
     """
-    fragments = _fragments(document)
-    memo: dict[tuple[str, bool], tuple[int, int]] = {}
-
-    def fragment_cost(name: str, sized: bool) -> tuple[int, int]:
-        key = (name, sized)
-        if key not in memo:
-            memo[key] = (0, 0)  # a cycle (refused by validation) adds nothing
-            fragment = fragments.get(name)
-            if fragment is not None:
-                branch = schema.get_type(fragment.type_condition.name.value)
-                memo[key] = cost(fragment.selection_set, branch, sized)
-        return memo[key]
-
-    def cost(
-        selection_set: SelectionSetNode | None, parent: GraphQLNamedType | None, sized: bool
-    ) -> tuple[int, int]:
-        if selection_set is None or not isinstance(
-            parent, GraphQLObjectType | GraphQLInterfaceType
-        ):
-            return 0, 0
-        total = lookups = 0
-        at_root = parent is schema.query_type
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                name = selection.name.value
-                definition = parent.fields.get(name)
-                if definition is None or name.startswith("__"):
-                    continue
-                first = _int_argument(selection, "first", variables)
-                # A connection's `first` sizes its edges/nodes; a plain list's `limit` only
-                # itself (a larger one is refused when it runs, so it costs the largest).
-                connection = first is not None
-                if first is None:
-                    limit = _int_argument(selection, "limit", variables)
-                    first = min(limit, MAX_LIMIT) if limit is not None else None
-                is_list = isinstance(get_nullable_type(definition.type), GraphQLList)
-                if at_root and name in _LOOKUP_FIELDS:
-                    listed = _LOOKUP_FIELDS[name]
-                    count = _list_length(_argument(selection, listed), variables) if listed else 1
-                    lookups += count
-                    size = count
-                elif first is not None:
-                    size = first
-                else:
-                    size = default_list_size if is_list and not sized else 1
-                inner, _ = cost(
-                    selection.selection_set, get_named_type(definition.type), connection
-                )
-                total += 1 + max(size, 0) * inner
-                rate = _SERIES_RATES.get(name)
-                if name == "samples":
-                    hz = _float_argument(selection, "frequencyHz", variables) or 0.0
-                    channels = _list_length(_argument(selection, "parameters"), variables)
-                    rate = max(0.0, min(hz, 10_000.0)) * max(channels, 1)
-                if rate is not None:
-                    total += _series_cost(selection, rate, variables)
-            elif isinstance(selection, InlineFragmentNode):
-                condition = selection.type_condition
-                branch = schema.get_type(condition.name.value) if condition else parent
-                more, found = cost(selection.selection_set, branch, sized)
-                total, lookups = total + more, lookups + found
-            elif isinstance(selection, FragmentSpreadNode):
-                more, found = fragment_cost(selection.name.value, sized)
-                total, lookups = total + more, lookups + found
-        return min(total, _CAP), min(lookups, _CAP)
-
+    costs = _Costs(schema, document, variables, default_list_size)
     roots = {
         OperationType.QUERY: schema.query_type,
         OperationType.MUTATION: schema.mutation_type,
         OperationType.SUBSCRIPTION: schema.subscription_type,
     }
     estimates = [
-        cost(d.selection_set, roots[d.operation], False)
+        costs.of(d.selection_set, roots[d.operation], False)
         for d in selected_operations(document, operation_name)
     ]
     return Estimate(
         cost=max((c for c, _ in estimates), default=0),
         lookups=max((n for _, n in estimates), default=0),
     )
+
+
+class _Costs:
+    """(cost, lookups) of selection sets in one document. A class, not nested functions that
+    call each other: those would be a reference cycle left for the garbage collector."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        variables: Mapping[str, Any],
+        default_list_size: int,
+    ) -> None:
+        self.schema = schema
+        self.variables = variables
+        self.default_list_size = default_list_size
+        self.fragments = _fragments(document)
+        self.memo: dict[tuple[str, bool], tuple[int, int]] = {}
+
+    def fragment(self, name: str, sized: bool) -> tuple[int, int]:
+        memo = self.memo
+        key = (name, sized)
+        if key not in memo:
+            memo[key] = (0, 0)  # a cycle (refused by validation) adds nothing
+            fragment = self.fragments.get(name)
+            if fragment is not None:
+                branch = self.schema.get_type(fragment.type_condition.name.value)
+                memo[key] = self.of(fragment.selection_set, branch, sized)
+        return memo[key]
+
+    def of(
+        self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType | None, sized: bool
+    ) -> tuple[int, int]:
+        if selection_set is None or not isinstance(
+            parent, GraphQLObjectType | GraphQLInterfaceType
+        ):
+            return 0, 0
+        total = lookups = 0
+        at_root = parent is self.schema.query_type
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                name = selection.name.value
+                definition = parent.fields.get(name)
+                if definition is None or name.startswith("__"):
+                    continue
+                first = _int_argument(selection, "first", self.variables)
+                # A connection's `first` sizes its edges/nodes; a plain list's `limit` only
+                # itself (a larger one is refused when it runs, so it costs the largest).
+                connection = first is not None
+                if first is None:
+                    limit = _int_argument(selection, "limit", self.variables)
+                    first = min(limit, MAX_LIMIT) if limit is not None else None
+                is_list = isinstance(get_nullable_type(definition.type), GraphQLList)
+                if at_root and name in _LOOKUP_FIELDS:
+                    listed = _LOOKUP_FIELDS[name]
+                    count = (
+                        _list_length(_argument(selection, listed), self.variables) if listed else 1
+                    )
+                    lookups += count
+                    size = count
+                elif first is not None:
+                    size = first
+                else:
+                    size = self.default_list_size if is_list and not sized else 1
+                inner, _ = self.of(
+                    selection.selection_set, get_named_type(definition.type), connection
+                )
+                total += 1 + max(size, 0) * inner
+                rate = _SERIES_RATES.get(name)
+                if name == "samples":
+                    hz = _float_argument(selection, "frequencyHz", self.variables) or 0.0
+                    channels = _list_length(_argument(selection, "parameters"), self.variables)
+                    rate = max(0.0, min(hz, 10_000.0)) * max(channels, 1)
+                if rate is not None:
+                    total += _series_cost(selection, rate, self.variables)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                branch = self.schema.get_type(condition.name.value) if condition else parent
+                more, found = self.of(selection.selection_set, branch, sized)
+                total, lookups = total + more, lookups + found
+            elif isinstance(selection, FragmentSpreadNode):
+                more, found = self.fragment(selection.name.value, sized)
+                total, lookups = total + more, lookups + found
+        return min(total, _CAP), min(lookups, _CAP)
 
 
 def _long_string(

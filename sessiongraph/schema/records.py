@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -12,50 +11,40 @@ __all__ = ["copy_record", "made_once"]
 T = TypeVar("T")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Copier:
-    names: tuple[str, ...]
-    getter: Callable[[Any], Any]
-    # The instance's attributes can be set at once (no __post_init__, no slots, no field
-    # left to a default): the generated __init__ with its keyword binding is skipped.
-    direct: bool
+# Per type and computed names, a builder compiled once: no reflection per object.
+_BUILDERS: dict[tuple[type[Any], tuple[str, ...]], Callable[[Any, dict[str, Any]], Any]] = {}
 
 
-# Per type and computed names, worked out once: no reflection per object.
-_COPIERS: dict[tuple[type[Any], frozenset[str]], _Copier] = {}
-
-
-def _copier(cls: type[Any], computed: frozenset[str]) -> _Copier:
+def _builder(cls: type[Any], computed: tuple[str, ...]) -> Callable[[Any, dict[str, Any]], Any]:
     fields = dataclasses.fields(cls)
     # Resolver-backed fields are not constructor arguments (init=False): skip them.
-    names = tuple(f.name for f in fields if f.init and f.name not in computed)
-    if len(names) == 1:
-        name = names[0]
-        getter: Callable[[Any], Any] = lambda record: (getattr(record, name),)  # noqa: E731
-    else:
-        getter = operator.attrgetter(*names) if names else (lambda _: ())
+    names = [f.name for f in fields if f.init and f.name not in computed]
+    # Field names are identifiers (dataclass fields), so they can be spelled into source.
+    values = "{" + ", ".join(f"{name!r}: record.{name}" for name in names) + "}"
     defaulted = any(
         f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
         for f in fields
         if not f.init
     )
     slotted = any("__slots__" in vars(c) for c in cls.__mro__[:-1])
-    direct = not (defaulted or slotted or hasattr(cls, "__post_init__"))
-    return _Copier(names, getter, direct)
+    if defaulted or slotted or hasattr(cls, "__post_init__"):
+        body = f"return cls(**{values}, **computed)"
+    else:
+        # Attributes set at once: the generated __init__ and its keyword binding are skipped.
+        body = f"made = new(cls)\n    made.__dict__.update({values}, **computed)\n    return made"
+    namespace: dict[str, Any] = {"cls": cls, "new": object.__new__}
+    exec(f"def build(record, computed):\n    {body}\n", namespace)  # noqa: S102
+    build: Callable[[Any, dict[str, Any]], Any] = namespace["build"]
+    return build
 
 
 def copy_record(cls: type[T], record: object, **computed: Any) -> T:
     """`cls(...)` with every field taken from `record` by name, except those in `computed`."""
-    key = (cls, frozenset(computed))
-    copier = _COPIERS.get(key)
-    if copier is None:
-        copier = _COPIERS[key] = _copier(cls, key[1])
-    values = dict(zip(copier.names, copier.getter(record), strict=True))
-    if not copier.direct:
-        return cls(**values, **computed)
-    made: T = object.__new__(cls)
-    values.update(computed)
-    made.__dict__.update(values)
+    key = (cls, tuple(computed))
+    build = _BUILDERS.get(key)
+    if build is None:
+        build = _BUILDERS[key] = _builder(cls, key[1])
+    made: T = build(record, computed)
     return made
 
 
