@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 __all__ = ["stop_tasks"]
 
 
-async def stop_tasks(*tasks: asyncio.Task[None], seconds: float = 5.0) -> None:
+async def stop_tasks(*tasks: asyncio.Task[Any], seconds: float = 5.0) -> None:
     """Cancels `tasks` and waits at most `seconds` for them to end.
 
     `with suppress(CancelledError): await task` would also swallow a cancel aimed at the caller,

@@ -342,6 +342,14 @@ class OpenF1Live:
 
         async def consume() -> None:
             async with self.mqtt.topic(topic.endpoint) as messages:
+                if not messages.subscribed.is_set():
+                    # Polls go on until the broker sends the topic: one that cannot be
+                    # reached is given up only after the lease, and nothing may wait that long.
+                    polling = asyncio.create_task(self._poll(topic, session_key, feed, merger))
+                    try:
+                        await messages.subscribed.wait()
+                    finally:
+                        await stop_tasks(polling)
                 # Rows between the baseline (or the last poll) and the subscription, which
                 # the broker will not repeat.
                 await self._poll_once(topic, session_key, feed, merger)

@@ -12,7 +12,7 @@ import ssl
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 
 from ._tasks import stop_tasks
 
-__all__ = ["LiveFeedLost", "OpenF1Mqtt", "SlowListener"]
+__all__ = ["Listener", "LiveFeedLost", "OpenF1Mqtt", "SlowListener"]
 
 logger = logging.getLogger("sessiongraph.live")
 
@@ -58,11 +58,16 @@ class SlowListener(LiveFeedLost):
 
 
 @dataclass(eq=False)
-class _Listener:
+class Listener:
+    """One consumer's messages of one topic; iterating raises what ended it."""
+
     queue: asyncio.Queue[dict[str, Any] | BaseException] = field(
         default_factory=lambda: asyncio.Queue(LISTENER_QUEUE)
     )
     ended: bool = False
+    # Set once the broker sends this topic here (or the listener ended): until then a feed
+    # must poll, since an unreachable broker is only given up after the lease.
+    subscribed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def put(self, message: dict[str, Any]) -> None:
         if self.ended:
@@ -75,12 +80,13 @@ class _Listener:
     def end(self, error: BaseException) -> None:
         if not self.ended:
             self.ended = True
+            self.subscribed.set()  # a waiter wakes up, and its next message raises `error`
             with contextlib.suppress(asyncio.QueueFull):
                 self.queue.put_nowait(error)
 
     # An iterator object rather than an async generator: a caller may time out a wait for the
     # next message and wait again, where a cancelled generator would be finished for good.
-    def __aiter__(self) -> _Listener:
+    def __aiter__(self) -> Listener:
         return self
 
     async def __anext__(self) -> dict[str, Any]:
@@ -152,7 +158,9 @@ class OpenF1Mqtt:
         self.lease_seconds = lease_seconds
         self.reconnect_seconds = reconnect_seconds
         self.identity = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.listeners: dict[str, set[_Listener]] = defaultdict(set)
+        self.listeners: dict[str, set[Listener]] = defaultdict(set)
+        # Topics the broker sends to this process, directly or through the relay.
+        self._subscribed: set[str] = set()
         self.connected = False
         self.holder = redis is None
         self.failures = 0
@@ -200,13 +208,16 @@ class OpenF1Mqtt:
 
     # --- listeners -------------------------------------------------------------------------
 
-    def topic(self, endpoint: str) -> AbstractAsyncContextManager[AsyncIterator[dict[str, Any]]]:
+    def topic(self, endpoint: str) -> AbstractAsyncContextManager[Listener]:
+        """The topic's messages, for as long as the context lasts."""
         return self._topic(endpoint)
 
     @asynccontextmanager
-    async def _topic(self, endpoint: str) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
-        listener = _Listener()
+    async def _topic(self, endpoint: str) -> AsyncIterator[Listener]:
+        listener = Listener()
         self.listeners[endpoint].add(listener)
+        if endpoint in self._subscribed:
+            listener.subscribed.set()
         self._changed.set()
         self._ensure_running()
         try:
@@ -231,6 +242,13 @@ class OpenF1Mqtt:
         self.last_message = time.time()
         for listener in list(self.listeners.get(endpoint, ())):
             listener.put(message)
+
+    def _confirm(self, subscribed: set[str]) -> None:
+        """`subscribed`: the topics the broker now sends to this process."""
+        self._subscribed = subscribed
+        for endpoint in subscribed:
+            for listener in self.listeners.get(endpoint, ()):
+                listener.subscribed.set()
 
     def _lose(self, reason: str) -> None:
         for listeners in self.listeners.values():
@@ -312,6 +330,10 @@ class OpenF1Mqtt:
                     for endpoint in sorted(subscribed - wanted):
                         await client.unsubscribe(f"v1/{endpoint}")
                     subscribed = wanted
+                    if self.redis is None:
+                        self._confirm(subscribed)
+                    else:  # the followers (this process's among them) learn it through Redis
+                        await self._mark(True, subscribed)
                     self._changed.clear()
                     changed = asyncio.create_task(self._changed.wait())
                     done, _ = await asyncio.wait(
@@ -321,8 +343,10 @@ class OpenF1Mqtt:
                     if reader in done:
                         reader.result()  # the connection dropped: raises MqttError
                         return
-                    await self._mark(True)
+                    await self._mark(True, subscribed)
             finally:
+                if self.redis is None:
+                    self._confirm(set())
                 await stop_tasks(reader)
 
     async def _read(self, client: aiomqtt.Client) -> None:
@@ -347,12 +371,14 @@ class OpenF1Mqtt:
             return self._wanted_here()
         return {m.decode() if isinstance(m, bytes) else str(m) for m in members}
 
-    async def _mark(self, up: bool) -> None:
+    async def _mark(self, up: bool, subscribed: Iterable[str] = ()) -> None:
+        """Tells the followers whether the broker is up, and which topics it sends."""
         if self.redis is None:
             return
+        state = " ".join(["up", *sorted(subscribed)]) if up else "down"
         with contextlib.suppress(RedisError, OSError):
             await self.redis.set(
-                self.prefix + "broker", b"up" if up else b"down", px=int(self.lease_seconds * 1000)
+                self.prefix + "broker", state.encode(), px=int(self.lease_seconds * 1000)
             )
 
     # --- Redis: the lease and the relay ----------------------------------------------------
@@ -422,10 +448,14 @@ class OpenF1Mqtt:
                             channel = message["channel"]
                             name = channel.decode() if isinstance(channel, bytes) else channel
                             self._deliver(name.removeprefix(f"{self.prefix}v1/"), message["data"])
-                    state = await self.redis.get(self.prefix + "broker")
-                    up = state == b"up"
+                    found = await self.redis.get(self.prefix + "broker")
+                    state = (found.decode() if isinstance(found, bytes) else found or "").split()
+                    up = state[:1] == ["up"]
+                    relayed = set(state[1:]) if up else set()
+                    self._confirm(wanted & relayed)  # the relay's channels are `wanted`
                 except (RedisError, OSError):
                     up = False
+                    self._confirm(set())
                     await asyncio.sleep(0.5)
                 if up:
                     away_since = None

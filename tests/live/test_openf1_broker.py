@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -125,6 +126,28 @@ async def test_a_broker_outage_falls_back_to_polling_and_misses_nothing(
     # Every completed lap arrives once, whether from the broker or a poll.
     completed = [(d, n) for d, n, duration in received if duration is not None]
     assert len(completed) == len(set(completed))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_while_the_broker_cannot_be_reached_the_feeds_poll(
+    make_gateway: Callable[..., Gateway],
+    sandbox: Sandbox,
+    request: pytest.FixtureRequest,
+    workers: int,
+) -> None:
+    replay(sandbox, speed=60)
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        nowhere = f"mqtt://127.0.0.1:{closed.getsockname()[1]}"
+    shared = {"cache_url": request.getfixturevalue("redis_url")} if workers > 1 else {}
+    gateways = [make_gateway(**account(nowhere, **shared)) for _ in range(workers)]
+    for gateway in gateways:
+        # The broker is given up only after the lease: no feed may wait that long.
+        gateway.app.state.live.mqtt.lease_seconds = 60.0
+    found = await asyncio.gather(*(laps(gateway, 10, seconds=15) for gateway in gateways))
+    assert [len(events) for events in found] == [10] * workers
+    # A baseline, then polls (workers sharing Redis share reads too).
+    assert requests_to(sandbox, "/v1/laps") > 2
 
 
 async def test_a_refused_password_renews_the_token_then_reports_the_loss(sandbox: Sandbox) -> None:
