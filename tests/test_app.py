@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -408,3 +410,18 @@ def test_answered_requests_leave_no_reference_cycles(gateway: Gateway) -> None:
         gc.set_debug(0)
         gc.garbage.clear()
     assert [repr(obj)[:80] for obj in left] == []
+
+
+def test_a_served_worker_freezes_its_start_up_heap() -> None:
+    """What `sessiongraph serve` builds before answering lives as long as the worker: frozen,
+    the collector's full passes skip it."""
+    script = (
+        "import gc\n"
+        "from sessiongraph.app import create_served_app\n"
+        "create_served_app()\n"
+        "print(gc.get_freeze_count())\n"
+    )
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert int(done.stdout.split()[-1]) > 10_000, done.stderr
