@@ -221,8 +221,8 @@ class Loaders:
 
     def release(self) -> None:
         """Forget what this request loaded, once its answer is made, so none of it waits for
-        the garbage collector: its passes cost every later request (~3 ms each over a race's
-        columns, ~60 ms when they walked a season's records)."""
+        the garbage collector, whose passes every later request pays for (~3 ms each over a
+        race's columns)."""
         if self._telemetry is not None:
             self._telemetry.clear_all()
         for loader in self._session_loaders.values():
