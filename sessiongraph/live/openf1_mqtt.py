@@ -439,6 +439,13 @@ class OpenF1Mqtt:
                             async with asyncio.timeout(1.0):
                                 await self._changed.wait()
                         continue
+                    # Read before waiting for messages: a new listener learns at once that
+                    # the holder already has its topic (then its feed stops polling).
+                    found = await self.redis.get(self.prefix + "broker")
+                    state = (found.decode() if isinstance(found, bytes) else found or "").split()
+                    up = state[:1] == ["up"]
+                    relayed = set(state[1:]) if up else set()
+                    self._confirm(wanted & relayed)  # the relay's channels are `wanted`
                     deadline = time.monotonic() + 1.0
                     while time.monotonic() < deadline:
                         message = await pubsub.get_message(
@@ -448,11 +455,6 @@ class OpenF1Mqtt:
                             channel = message["channel"]
                             name = channel.decode() if isinstance(channel, bytes) else channel
                             self._deliver(name.removeprefix(f"{self.prefix}v1/"), message["data"])
-                    found = await self.redis.get(self.prefix + "broker")
-                    state = (found.decode() if isinstance(found, bytes) else found or "").split()
-                    up = state[:1] == ["up"]
-                    relayed = set(state[1:]) if up else set()
-                    self._confirm(wanted & relayed)  # the relay's channels are `wanted`
                 except (RedisError, OSError):
                     up = False
                     self._confirm(set())
