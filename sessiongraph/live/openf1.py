@@ -338,7 +338,7 @@ class OpenF1Live:
         self, topic: LiveTopic, session_key: int, feed: Feed[Any], merger: _Merger
     ) -> None:
         """Events from the broker until the session is over; _BrokerAway when it is lost."""
-        from .openf1_mqtt import LiveFeedLost
+        from .openf1_mqtt import Gap, LiveFeedLost
 
         async def consume() -> None:
             async with self.mqtt.topic(topic.endpoint) as messages:
@@ -354,6 +354,9 @@ class OpenF1Live:
                 # the broker will not repeat.
                 await self._poll_once(topic, session_key, feed, merger)
                 async for message in messages:
+                    if isinstance(message, Gap):
+                        await self._refill(topic, session_key, feed, merger)
+                        continue
                     if message.get("session_key") != session_key:
                         continue
                     if not merger.newer_id(message.get("_key"), message.get("_id")):
@@ -378,6 +381,18 @@ class OpenF1Live:
             raise _BrokerAway from lost
         finally:
             await stop_tasks(consumer, watcher)
+
+    async def _refill(
+        self, topic: LiveTopic, session_key: int, feed: Feed[Any], merger: _Merger
+    ) -> None:
+        """Rows the broker did not send while it paused (its stream goes on either way)."""
+        try:
+            await self._poll_once(topic, session_key, feed, merger)
+        except UpstreamError as exc:
+            logger.warning(
+                "openf1 rows missed during a broker pause could not be read",
+                extra={"topic": topic.endpoint, "error": str(exc)},
+            )
 
     async def _until_over(self, session_key: int) -> None:
         """Returns once the session is over (checked as often as polls would check it)."""

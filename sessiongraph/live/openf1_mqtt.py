@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 
 from ._tasks import stop_tasks
 
-__all__ = ["Listener", "LiveFeedLost", "OpenF1Mqtt", "SlowListener"]
+__all__ = ["GAP", "Gap", "Listener", "LiveFeedLost", "OpenF1Mqtt", "SlowListener"]
 
 logger = logging.getLogger("sessiongraph.live")
 
@@ -57,11 +57,19 @@ class SlowListener(LiveFeedLost):
     """This listener fell LISTENER_QUEUE messages behind and was cut off."""
 
 
+class Gap:
+    """Among a listener's messages: the broker stopped sending the topic here for a while (a
+    reconnect, a relay outage) and sends it again, so messages may be missing before this."""
+
+
+GAP = Gap()
+
+
 @dataclass(eq=False)
 class Listener:
-    """One consumer's messages of one topic; iterating raises what ended it."""
+    """One consumer's messages of one topic (and `GAP`s); iterating raises what ended it."""
 
-    queue: asyncio.Queue[dict[str, Any] | BaseException] = field(
+    queue: asyncio.Queue[dict[str, Any] | Gap | BaseException] = field(
         default_factory=lambda: asyncio.Queue(LISTENER_QUEUE)
     )
     ended: bool = False
@@ -69,7 +77,7 @@ class Listener:
     # must poll, since an unreachable broker is only given up after the lease.
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def put(self, message: dict[str, Any]) -> None:
+    def put(self, message: dict[str, Any] | Gap) -> None:
         if self.ended:
             return
         if self.queue.qsize() >= LISTENER_QUEUE - 1:
@@ -89,7 +97,7 @@ class Listener:
     def __aiter__(self) -> Listener:
         return self
 
-    async def __anext__(self) -> dict[str, Any]:
+    async def __anext__(self) -> dict[str, Any] | Gap:
         item = await self.queue.get()
         if isinstance(item, BaseException):
             raise item
@@ -244,11 +252,16 @@ class OpenF1Mqtt:
             listener.put(message)
 
     def _confirm(self, subscribed: set[str]) -> None:
-        """`subscribed`: the topics the broker now sends to this process."""
+        """`subscribed`: the topics the broker now sends to this process. A listener learns
+        when its topic starts, or a `GAP` when it starts again after a pause."""
+        regained = subscribed - self._subscribed
         self._subscribed = subscribed
-        for endpoint in subscribed:
+        for endpoint in regained:
             for listener in self.listeners.get(endpoint, ()):
-                listener.subscribed.set()
+                if listener.subscribed.is_set():
+                    listener.put(GAP)
+                else:
+                    listener.subscribed.set()
 
     def _lose(self, reason: str) -> None:
         for listeners in self.listeners.values():

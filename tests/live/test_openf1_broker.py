@@ -4,11 +4,13 @@ connection per deployment (Redis lease), fan-out to other workers, outages and r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import socket
 import subprocess
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +150,76 @@ async def test_while_the_broker_cannot_be_reached_the_feeds_poll(
     assert [len(events) for events in found] == [10] * workers
     # A baseline, then polls (workers sharing Redis share reads too).
     assert requests_to(sandbox, "/v1/laps") > 2
+
+
+async def test_a_broker_pause_shorter_than_the_lease_misses_nothing(
+    make_gateway: Callable[..., Gateway], sandbox: Sandbox
+) -> None:
+    status = replay(sandbox, speed=60)
+    gateway = make_gateway(**account(status["broker"]["url"]))
+    gateway.app.state.live.mqtt.lease_seconds = 60.0  # the pause never makes it give up
+    query = "subscription { f1Laps(latest: true) { driverNumber lapNumber dateStart } }"
+    url = gateway.url.replace("http://", "ws://") + "/graphql"
+    seen: set[tuple[int, int]] = set()
+    starts: list[str] = []
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:
+        await ws.send(json.dumps({"type": "connection_init"}))
+        await ws.recv()
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+
+        async def take() -> None:
+            message = json.loads(await ws.recv())
+            assert message["type"] == "next", message
+            lap = message["payload"]["data"]["f1Laps"]
+            seen.add((lap["driverNumber"], lap["lapNumber"]))
+            if lap["dateStart"] is not None:
+                starts.append(lap["dateStart"])
+
+        async with asyncio.timeout(60):
+            for _ in range(10):
+                await take()
+            async with httpx.AsyncClient() as http:
+                control = sandbox.root("openf1") + "/__sandbox/replay/broker"
+                await http.post(control, json={"running": False})
+                polls = requests_to(sandbox, "/v1/laps")
+                await asyncio.sleep(3)  # laps go on meanwhile; the broker sends none of them
+                await http.post(control, json={"running": True})
+            for _ in range(40):
+                await take()
+        assert requests_to(sandbox, "/v1/laps") > polls  # the gap read once the broker was back
+        # Every lap that started within what was received, as OpenF1 serves them now (rows
+        # become visible a little late, so the stream is read on until they have come).
+        first, last = min(starts), max(starts)
+        expected = {
+            (row["driver_number"], row["lap_number"])
+            for row in await rows_now(sandbox, "laps")
+            if row["date_start"] is not None and first <= _utc(row["date_start"]) <= last
+        }
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(15):
+                while expected - seen:
+                    await take()
+    assert expected - seen == set()
+
+
+async def rows_now(sandbox: Sandbox, collection: str) -> list[dict[str, Any]]:
+    """What OpenF1 serves of the replayed session now, read with the account's token."""
+    root = sandbox.root("openf1")
+    async with httpx.AsyncClient() as http:
+        account = {"username": "sandbox", "password": "sandbox"}
+        token = (await http.post(root + "/token", data=account)).json()["access_token"]
+        answer = await http.get(
+            f"{sandbox.base_url('openf1')}/{collection}?session_key=9839",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    answer.raise_for_status()
+    rows: list[dict[str, Any]] = answer.json()
+    return rows
+
+
+def _utc(text: str) -> str:
+    """OpenF1's date as the gateway writes it (ISO 8601, UTC offset), to compare as text."""
+    return datetime.fromisoformat(text).astimezone(UTC).isoformat()
 
 
 async def test_a_refused_password_renews_the_token_then_reports_the_loss(sandbox: Sandbox) -> None:
