@@ -338,7 +338,7 @@ class OpenF1Live:
         self, topic: LiveTopic, session_key: int, feed: Feed[Any], merger: _Merger
     ) -> None:
         """Events from the broker until the session is over; _BrokerAway when it is lost."""
-        from .openf1_mqtt import Gap, LiveFeedLost
+        from .openf1_mqtt import PAUSED, LiveFeedLost, Marker
 
         async def consume() -> None:
             async with self.mqtt.topic(topic.endpoint) as messages:
@@ -353,9 +353,15 @@ class OpenF1Live:
                 # Rows between the baseline (or the last poll) and the subscription, which
                 # the broker will not repeat.
                 await self._poll_once(topic, session_key, feed, merger)
+                # Where a pause began: rows after it are read again once the broker is back
+                # (by then newer messages may have moved the merger's cursor past them).
+                paused_at: tuple[str, datetime] | None = None
                 async for message in messages:
-                    if isinstance(message, Gap):
-                        await self._refill(topic, session_key, feed, merger)
+                    if isinstance(message, Marker):
+                        if message is PAUSED:
+                            paused_at = merger.since()
+                        else:
+                            await self._refill(topic, session_key, feed, merger, paused_at)
                         continue
                     if message.get("session_key") != session_key:
                         continue
@@ -383,11 +389,19 @@ class OpenF1Live:
             await stop_tasks(consumer, watcher)
 
     async def _refill(
-        self, topic: LiveTopic, session_key: int, feed: Feed[Any], merger: _Merger
+        self,
+        topic: LiveTopic,
+        session_key: int,
+        feed: Feed[Any],
+        merger: _Merger,
+        since: tuple[str, datetime] | None,
     ) -> None:
-        """Rows the broker did not send while it paused (its stream goes on either way)."""
+        """Rows from `since` on, which the broker did not send while it paused (its stream
+        goes on either way)."""
         try:
-            await self._poll_once(topic, session_key, feed, merger)
+            records = await self.provider.live_rows(topic.cls, session_key, since)
+            for event in merger.take(records):
+                feed.publish(event)
         except UpstreamError as exc:
             logger.warning(
                 "openf1 rows missed during a broker pause could not be read",

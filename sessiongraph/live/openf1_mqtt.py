@@ -25,7 +25,15 @@ from redis.exceptions import RedisError
 
 from ._tasks import stop_tasks
 
-__all__ = ["GAP", "Gap", "Listener", "LiveFeedLost", "OpenF1Mqtt", "SlowListener"]
+__all__ = [
+    "PAUSED",
+    "RESUMED",
+    "Listener",
+    "LiveFeedLost",
+    "Marker",
+    "OpenF1Mqtt",
+    "SlowListener",
+]
 
 logger = logging.getLogger("sessiongraph.live")
 
@@ -57,19 +65,26 @@ class SlowListener(LiveFeedLost):
     """This listener fell LISTENER_QUEUE messages behind and was cut off."""
 
 
-class Gap:
-    """Among a listener's messages: the broker stopped sending the topic here for a while (a
-    reconnect, a relay outage) and sends it again, so messages may be missing before this."""
+class Marker:
+    """Among a listener's messages: where the broker stopped sending the topic here (a lost
+    connection, a relay outage) and where it sends it again. Messages between may be missing."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
 
 
-GAP = Gap()
+PAUSED = Marker("PAUSED")
+RESUMED = Marker("RESUMED")
 
 
 @dataclass(eq=False)
 class Listener:
-    """One consumer's messages of one topic (and `GAP`s); iterating raises what ended it."""
+    """One consumer's messages of one topic, and `Marker`s; iterating raises what ended it."""
 
-    queue: asyncio.Queue[dict[str, Any] | Gap | BaseException] = field(
+    queue: asyncio.Queue[dict[str, Any] | Marker | BaseException] = field(
         default_factory=lambda: asyncio.Queue(LISTENER_QUEUE)
     )
     ended: bool = False
@@ -77,7 +92,7 @@ class Listener:
     # must poll, since an unreachable broker is only given up after the lease.
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def put(self, message: dict[str, Any] | Gap) -> None:
+    def put(self, message: dict[str, Any] | Marker) -> None:
         if self.ended:
             return
         if self.queue.qsize() >= LISTENER_QUEUE - 1:
@@ -97,7 +112,7 @@ class Listener:
     def __aiter__(self) -> Listener:
         return self
 
-    async def __anext__(self) -> dict[str, Any] | Gap:
+    async def __anext__(self) -> dict[str, Any] | Marker:
         item = await self.queue.get()
         if isinstance(item, BaseException):
             raise item
@@ -253,13 +268,17 @@ class OpenF1Mqtt:
 
     def _confirm(self, subscribed: set[str]) -> None:
         """`subscribed`: the topics the broker now sends to this process. A listener learns
-        when its topic starts, or a `GAP` when it starts again after a pause."""
-        regained = subscribed - self._subscribed
+        when its topic starts; later, when it pauses (`PAUSED`) and starts again (`RESUMED`)."""
+        lost, regained = self._subscribed - subscribed, subscribed - self._subscribed
         self._subscribed = subscribed
+        for endpoint in lost:
+            for listener in self.listeners.get(endpoint, ()):
+                if listener.subscribed.is_set():
+                    listener.put(PAUSED)
         for endpoint in regained:
             for listener in self.listeners.get(endpoint, ()):
                 if listener.subscribed.is_set():
-                    listener.put(GAP)
+                    listener.put(RESUMED)
                 else:
                     listener.subscribed.set()
 
