@@ -352,7 +352,7 @@ class OpenF1Live:
                         await stop_tasks(polling)
                 # Rows between the baseline (or the last poll) and the subscription, which
                 # the broker will not repeat.
-                await self._poll_once(topic, session_key, feed, merger)
+                await self._poll_once(topic, session_key, feed, merger, merger.since())
                 # Where a pause began: rows after it are read again once the broker is back
                 # (by then newer messages may have moved the merger's cursor past them).
                 paused_at: tuple[str, datetime] | None = None
@@ -399,9 +399,7 @@ class OpenF1Live:
         """Rows from `since` on, which the broker did not send while it paused (its stream
         goes on either way)."""
         try:
-            records = await self.provider.live_rows(topic.cls, session_key, since)
-            for event in merger.take(records):
-                feed.publish(event)
+            await self._poll_once(topic, session_key, feed, merger, since)
         except UpstreamError as exc:
             logger.warning(
                 "openf1 rows missed during a broker pause could not be read",
@@ -432,7 +430,7 @@ class OpenF1Live:
             while until is None or time.monotonic() < until:
                 await self.sleep(self.interval() * random.uniform(0.9, 1.1))
                 try:
-                    await self._poll_once(topic, session_key, feed, merger)
+                    await self._poll_once(topic, session_key, feed, merger, merger.since())
                     polls += 1
                     if polls % STATUS_EVERY_POLLS == 0 and await self._over(session_key):
                         return True
@@ -444,9 +442,15 @@ class OpenF1Live:
             self.polling -= 1
 
     async def _poll_once(
-        self, topic: LiveTopic, session_key: int, feed: Feed[Any], merger: _Merger
+        self,
+        topic: LiveTopic,
+        session_key: int,
+        feed: Feed[Any],
+        merger: _Merger,
+        since: tuple[str, datetime] | None,
     ) -> None:
-        records = await self.provider.live_rows(topic.cls, session_key, merger.since())
+        """One read of the rows from `since` on (all of them with None), published as events."""
+        records = await self.provider.live_rows(topic.cls, session_key, since)
         for event in merger.take(records):
             feed.publish(event)
 

@@ -375,7 +375,6 @@ class OpenF1Mqtt:
                     if reader in done:
                         reader.result()  # the connection dropped: raises MqttError
                         return
-                    await self._mark(True, subscribed)
             finally:
                 if self.redis is None:
                     self._confirm(set())

@@ -130,6 +130,18 @@ async def test_a_broker_outage_falls_back_to_polling_and_misses_nothing(
     assert len(completed) == len(set(completed))
 
 
+def patient_gateways(
+    make_gateway: Callable[..., Gateway], request: pytest.FixtureRequest, workers: int, url: str
+) -> list[Gateway]:
+    """`workers` gateways with an account on the broker at `url` (sharing Redis when several),
+    each giving the broker up only after a lease of 60 s."""
+    shared = {"cache_url": request.getfixturevalue("redis_url")} if workers > 1 else {}
+    gateways = [make_gateway(**account(url, **shared)) for _ in range(workers)]
+    for gateway in gateways:
+        gateway.app.state.live.mqtt.lease_seconds = 60.0
+    return gateways
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_while_the_broker_cannot_be_reached_the_feeds_poll(
     make_gateway: Callable[..., Gateway],
@@ -141,11 +153,8 @@ async def test_while_the_broker_cannot_be_reached_the_feeds_poll(
     with socket.socket() as closed:  # a port nobody listens on
         closed.bind(("127.0.0.1", 0))
         nowhere = f"mqtt://127.0.0.1:{closed.getsockname()[1]}"
-    shared = {"cache_url": request.getfixturevalue("redis_url")} if workers > 1 else {}
-    gateways = [make_gateway(**account(nowhere, **shared)) for _ in range(workers)]
-    for gateway in gateways:
-        # The broker is given up only after the lease: no feed may wait that long.
-        gateway.app.state.live.mqtt.lease_seconds = 60.0
+    # The broker is given up only after the lease: no feed may wait that long.
+    gateways = patient_gateways(make_gateway, request, workers, nowhere)
     found = await asyncio.gather(*(laps(gateway, 10, seconds=15) for gateway in gateways))
     assert [len(events) for events in found] == [10] * workers
     # A baseline, then polls (workers sharing Redis share reads too).
@@ -178,8 +187,9 @@ class LapFollower:
                 self.starts.append(lap["dateStart"])
 
     async def missing(self, rows: list[dict[str, Any]]) -> set[tuple[int, int]]:
-        """Laps OpenF1 serves that started within what was received and did not arrive (rows
-        become visible a little late, so the stream is read on until they have come)."""
+        """Laps OpenF1 serves that started within what was received and did not arrive (a
+        follower hears the broker is back after newer laps, so the stream is read on until the
+        read-back ones have come)."""
         first, last = min(self.starts), max(self.starts)
         expected = {
             (row["driver_number"], row["lap_number"])
@@ -201,10 +211,8 @@ async def test_a_broker_pause_shorter_than_the_lease_misses_nothing(
     workers: int,
 ) -> None:
     status = replay(sandbox, speed=60)
-    shared = {"cache_url": request.getfixturevalue("redis_url")} if workers > 1 else {}
-    gateways = [make_gateway(**account(status["broker"]["url"], **shared)) for _ in range(workers)]
-    for gateway in gateways:
-        gateway.app.state.live.mqtt.lease_seconds = 60.0  # the pause never makes it give up
+    # The pause never makes them give the broker up.
+    gateways = patient_gateways(make_gateway, request, workers, status["broker"]["url"])
     async with contextlib.AsyncExitStack() as stack:
         followers = []
         for gateway in gateways:
