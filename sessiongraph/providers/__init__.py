@@ -106,7 +106,13 @@ def _rate_limiter(
     """Shared through Redis when the cache is in Redis, so N workers keep one budget."""
     backend = cache.backend
     if isinstance(backend, FallbackBackend):
-        return SharedRateLimiter(backend.primary.client, name, per_second, per_minute)
+        return SharedRateLimiter(
+            backend.primary.client,
+            name,
+            per_second,
+            per_minute,
+            hold_seconds=settings.timeout_for(name) + 1,
+        )
     return RateLimiter(per_second, per_minute)
 
 

@@ -30,7 +30,7 @@ from ..errors import (
 from ..metrics import BREAKER_STATE, UPSTREAM_DURATION, UPSTREAM_REQUESTS
 from ._auth import Authenticator
 from ._quota import DailyQuota
-from ._ratelimit import RateLimiter
+from ._ratelimit import Place, RateLimiter
 from ._resilience import BreakerState, CircuitBreaker, RetryBudget
 
 __all__ = [
@@ -142,7 +142,7 @@ class UpstreamClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retry = retry
-        self.rate_limiter = rate_limiter
+        self.rate_limiter = rate_limiter or RateLimiter(0, 0)
         self.auth = auth or Authenticator()
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
@@ -432,18 +432,19 @@ class UpstreamClient:
         if json is not None:
             body = orjson.dumps(json)
             headers["Content-Type"] = "application/json"
-        if self.rate_limiter is not None:
-            await self.rate_limiter.acquire()
-        self._root.requests_sent += 1
-        started = time.monotonic()
-        with tracing.span(
-            f"{self.name} {method}",
-            client=True,
-            **{"http.request.method": method, "url.path": url.path, "upstream": self.name},
-        ) as current:
-            result = await self._transfer(method, url, headers, body or _form(data, files), started)
-            if current is not None:
-                current.set_attribute("http.response.status_code", result.status)
+        async with self.rate_limiter.hold() as place:
+            self._root.requests_sent += 1
+            started = time.monotonic()
+            with tracing.span(
+                f"{self.name} {method}",
+                client=True,
+                **{"http.request.method": method, "url.path": url.path, "upstream": self.name},
+            ) as current:
+                result = await self._transfer(
+                    method, url, headers, body or _form(data, files), started, place
+                )
+                if current is not None:
+                    current.set_attribute("http.response.status_code", result.status)
         return result
 
     async def _transfer(
@@ -453,9 +454,11 @@ class UpstreamClient:
         headers: dict[str, str],
         body: bytes | aiohttp.FormData | Mapping[str, str] | None,
         started: float,
+        place: Place,
     ) -> UpstreamResponse:
         try:
             async with self.session.request(method, url, headers=headers, data=body) as response:
+                place.answered()
                 payload = await response.read()
                 # Title-cased names, so `Retry-After` is found however the server spelt it.
                 headers = {name.title(): value for name, value in response.headers.items()}

@@ -7,6 +7,7 @@ import asyncio
 import redis.asyncio as aioredis
 
 from sessiongraph.cache import FallbackBackend, MemoryBackend, RedisBackend
+from sessiongraph.providers._ratelimit import RateLimiter, SharedRateLimiter
 
 
 def test_memory_is_bounded_by_entries() -> None:
@@ -79,9 +80,13 @@ def test_fallback_uses_memory_while_redis_is_down() -> None:
     assert asyncio.run(run()) == [b"v", "memory (redis unavailable)", None, {"t"}]
 
 
-def test_shared_rate_limit_spans_processes(redis_url: str) -> None:
-    from sessiongraph.providers._ratelimit import SharedRateLimiter
+async def start_one(limiter: RateLimiter) -> None:
+    """Takes a place in the limiter's windows and is answered at once."""
+    async with limiter.hold():
+        pass
 
+
+def test_shared_rate_limit_spans_processes(redis_url: str) -> None:
     async def run() -> float:
         client = aioredis.Redis.from_url(redis_url)
         await client.delete("sg:ratelimit:shared-test")
@@ -90,10 +95,32 @@ def test_shared_rate_limit_spans_processes(redis_url: str) -> None:
         two = SharedRateLimiter(client, "shared-test", 5, 0)
         loop = asyncio.get_running_loop()
         began = loop.time()
-        await asyncio.gather(*(limiter.acquire() for limiter in [one, two] * 6))
+        await asyncio.gather(*(start_one(limiter) for limiter in [one, two] * 6))
         elapsed = loop.time() - began
         await client.aclose()
         return elapsed
 
     # 12 starts at 5/s across both: the last two wait for a second window.
     assert asyncio.run(run()) >= 1.0
+
+
+def test_shared_rate_limit_waits_for_the_answers_of_other_processes(redis_url: str) -> None:
+    async def run() -> tuple[bool, float]:
+        client = aioredis.Redis.from_url(redis_url)
+        await client.delete("sg:ratelimit:answer-test")
+        one = SharedRateLimiter(client, "answer-test", 1, 0)
+        two = SharedRateLimiter(client, "answer-test", 1, 0)
+        loop = asyncio.get_running_loop()
+        async with one.hold() as place:
+            waiter = asyncio.ensure_future(start_one(two))
+            await asyncio.sleep(1.5)  # longer than the window: only the answer frees the place
+            waited_past_the_window = not waiter.done()
+            place.answered()
+            answered = loop.time()
+        await waiter
+        await client.aclose()
+        return waited_past_the_window, loop.time() - answered
+
+    waited_past_the_window, after_the_answer = asyncio.run(run())
+    assert waited_past_the_window
+    assert after_the_answer >= 0.95

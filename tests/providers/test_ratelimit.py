@@ -1,78 +1,129 @@
-"""The client-side rate limiter's arithmetic (deterministic: time is passed in)."""
+"""The client-side rate limiter: its arithmetic (time passed in), its waits, and OpenF1's count."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
+import time
 from concurrent.futures import ThreadPoolExecutor
+from random import Random
 from typing import Any
 
 import pytest
 
-from sessiongraph.providers._ratelimit import RateLimiter
+from sessiongraph.providers._ratelimit import Place, RateLimiter
 from sessiongraph.sandbox.openf1 import DATA_DIR
 from tests._servers import Sandbox
 
 
+def answered_places(limiter: RateLimiter, *times: float) -> None:
+    limiter._places.extend(Place(limiter, answered_at=t) for t in times)
+
+
 def test_off_when_both_limits_are_zero() -> None:
+    async def run() -> None:
+        async with limiter.hold() as place:
+            place.answered()
+
     limiter = RateLimiter(0, 0)
     assert not limiter.enabled
-    asyncio.run(limiter.acquire())
+    asyncio.run(run())
 
 
 def test_per_second_window() -> None:
     limiter = RateLimiter(3, 0, margin=0)
-    limiter._starts.extend([10.0, 10.2, 10.4])
-    assert limiter.delay(10.5) == 0.5
+    answered_places(limiter, 10.0, 10.2, 10.4)
+    assert limiter.delay(10.5) == pytest.approx(0.5)
     assert limiter.delay(11.0) == 0.0
 
 
 def test_per_minute_window_dominates() -> None:
     limiter = RateLimiter(3, 30, margin=0)
-    limiter._starts.extend(float(i) for i in range(30))
-    # The 30th most recent start was at t=0: the next may start at t=60.
+    answered_places(limiter, *(float(i) for i in range(30)))
+    # The 30th most recent answer was at t=0: the next may start at t=60.
     assert limiter.delay(30.0) == 30.0
 
 
-def test_acquire_spaces_requests() -> None:
+def test_a_place_counts_from_its_answer_not_its_start() -> None:
+    # The server may have counted a request at any moment until its answer began.
+    limiter = RateLimiter(1, 0, margin=0)
+    place = Place(limiter)
+    limiter._places.append(place)
+    assert limiter.delay(10.0) == math.inf
+    place.answered_at = 10.3
+    assert limiter.delay(10.5) == pytest.approx(0.8)
+
+
+def test_a_waiter_behind_an_unanswered_place_starts_a_window_after_its_answer() -> None:
+    async def run() -> float:
+        limiter = RateLimiter(1, 0, margin=0)
+        limiter.spans = (0.2, 60.0)
+        limiter._windows = [(0.2, 1)]
+        loop = asyncio.get_running_loop()
+        async with limiter.hold() as first:
+            waiter = asyncio.ensure_future(limiter._take())
+            await asyncio.sleep(0.3)
+            assert not waiter.done()  # a whole window has passed, but the answer has not come
+            first.answered()
+            answered = loop.time()
+        await waiter
+        return loop.time() - answered
+
+    assert asyncio.run(run()) >= 0.19
+
+
+def test_leaving_without_an_answer_ends_the_place() -> None:
+    async def run() -> float:
+        limiter = RateLimiter(1, 0, margin=0)
+        with contextlib.suppress(TimeoutError):
+            async with limiter.hold():
+                raise TimeoutError
+        return limiter.delay(time.monotonic())
+
+    assert 0.9 < asyncio.run(run()) <= 1.0
+
+
+def test_hold_spaces_requests() -> None:
     async def burst() -> float:
         limiter = RateLimiter(20, 0)
         loop = asyncio.get_running_loop()
         began = loop.time()
         for _ in range(22):
-            await limiter.acquire()
+            async with limiter.hold():
+                pass
         return loop.time() - began
 
     # 22 starts at 20/s: the 21st and 22nd wait for the window to move on.
     assert asyncio.run(burst()) >= 0.9
 
 
-def test_windows_are_kept_wider_than_the_upstreams() -> None:
-    # A request that arrives late must not land in the server's window of the one before.
-    limiter = RateLimiter(3, 30)
-    limiter._starts.extend([10.0, 10.2, 10.4])
-    assert 0.5 < limiter.delay(10.5) <= 0.6
-    limiter = RateLimiter(3, 30)
-    limiter._starts.extend(float(2 * i) for i in range(30))
-    # The oldest of the last thirty started at t=0: not again before t=63.
-    assert limiter.delay(60.0) == pytest.approx(3.0)
-
-
-def test_no_window_ever_holds_more_than_the_limits() -> None:
+def test_no_server_window_ever_holds_more_than_the_limits() -> None:
+    # Requests take random times to reach the server and to be answered; the server counts
+    # arrivals, as OpenF1 (and the emulator) do.
     async def run() -> list[float]:
         limiter = RateLimiter(3, 30, margin=0)
         limiter.spans = (0.05, 1.0)  # the same arithmetic, twenty times faster
         limiter._windows = [(0.05, 3), (1.0, 30)]
-        starts = []
-        for _ in range(40):
-            await limiter.acquire()
-            starts.append(asyncio.get_running_loop().time())
-        return starts
+        loop = asyncio.get_running_loop()
+        arrivals: list[float] = []
+        random = Random(7)
 
-    starts = asyncio.run(run())
-    for i, start in enumerate(starts):
-        assert sum(1 for s in starts[i:] if s - start < 0.05) <= 3
-        assert sum(1 for s in starts[i:] if s - start < 1.0) <= 30
+        async def request() -> None:
+            async with limiter.hold() as place:
+                await asyncio.sleep(random.uniform(0, 0.03))
+                arrivals.append(loop.time())
+                await asyncio.sleep(random.uniform(0, 0.03))
+                place.answered()
+
+        await asyncio.gather(*(request() for _ in range(40)))
+        return sorted(arrivals)
+
+    arrivals = asyncio.run(run())
+    for i, arrival in enumerate(arrivals):
+        assert sum(1 for a in arrivals[i:] if a - arrival < 0.05) <= 3
+        assert sum(1 for a in arrivals[i:] if a - arrival < 1.0) <= 30
 
 
 def test_the_gateway_never_makes_openf1_answer_429(make_gateway: Any, sandbox: Sandbox) -> None:
