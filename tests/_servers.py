@@ -143,6 +143,65 @@ class Gateway:
         self._sock.close()
 
 
+class CuttableLink:
+    """A TCP link to a local port from a port of its own, which a test cuts (open connections
+    drop, new ones are closed at once) and restores, as a network partition would."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target_port = target_port
+        self._cut = False
+        self._transports: set[asyncio.BaseTransport] = set()
+        self._thread = LoopThread("cuttable link")
+        self._server = self._thread.run(lambda: asyncio.start_server(self._serve, "127.0.0.1", 0))
+        self.port: int = self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._cut:
+            writer.transport.abort()
+            return
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(
+                "127.0.0.1", self._target_port
+            )
+        except OSError:
+            writer.transport.abort()
+            return
+        ends = {writer.transport, upstream_writer.transport}
+        self._transports |= ends
+        await asyncio.gather(
+            _pump(reader, upstream_writer), _pump(upstream_reader, writer), return_exceptions=True
+        )
+        self._transports -= ends
+
+    def cut(self) -> None:
+        async def cut() -> None:
+            self._cut = True
+            for transport in list(self._transports):
+                transport.abort()  # type: ignore[attr-defined]
+
+        self._thread.run(cut)
+
+    def restore(self) -> None:
+        async def restore() -> None:
+            self._cut = False
+
+        self._thread.run(restore)
+
+    def close(self) -> None:
+        self.cut()
+        self._server.close()
+        self._thread.close()
+
+
+async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    try:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+    finally:
+        sink.transport.abort()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

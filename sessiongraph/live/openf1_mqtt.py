@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 import ssl
@@ -39,13 +40,19 @@ logger = logging.getLogger("sessiongraph.live")
 
 # A listener this many messages behind is cut off instead of buffering without bound.
 LISTENER_QUEUE = 10_000
+# Relayed on a topic's channel ahead of the next message after messages that were never relayed
+# (the holder resubscribes on a new connection, or Redis refused to relay). Not JSON, so no
+# process reads it as a message.
+_GAP = b"\x00sessiongraph: gap"
 # CONNACK "bad user name or password" / "not authorized", as MQTT 3.1.1 and 5 number them.
 _REFUSED_CODES = frozenset({4, 5, 134, 135})
 
-# Renews the lease only while this process still holds it; deletes it likewise.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+# Takes the lease when nobody holds it, renews it while this process does.
+_CLAIM = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
 end
 return 0
 """
@@ -157,7 +164,8 @@ class OpenF1Mqtt:
     holder subscribes to what any process wants (`<prefix>wanted`, refreshed by each) and
     republishes every message on `<prefix>v1/<endpoint>`, and every process (the holder too)
     hands its listeners what arrives there. `<prefix>broker` says whether the holder is
-    connected, so followers learn of an outage.
+    connected, so followers learn of an outage; a gap signal on a topic's channel, ahead of the
+    next message, tells them of one too short for them to see.
     """
 
     def __init__(
@@ -180,6 +188,8 @@ class OpenF1Mqtt:
         self.prefix = prefix
         self.lease_seconds = lease_seconds
         self.reconnect_seconds = reconnect_seconds
+        # How often a follower reads `<prefix>broker` while it relays messages.
+        self.state_check_seconds = 1.0
         self.identity = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.listeners: dict[str, set[Listener]] = defaultdict(set)
         # Topics the broker sends to this process, directly or through the relay.
@@ -189,6 +199,11 @@ class OpenF1Mqtt:
         self.failures = 0
         self.last_message = 0.0
         self._changed = asyncio.Event()
+        # Topics whose relay owes the followers a gap signal; relaying is one publish at a time,
+        # so the signal lands before the message after it.
+        self._gaps: set[str] = set()
+        self._wanted_everywhere: set[str] = set()
+        self._relay_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
@@ -282,6 +297,17 @@ class OpenF1Mqtt:
                 else:
                     listener.subscribed.set()
 
+    def _gap(self, endpoint: str) -> None:
+        """Messages of `endpoint` were not relayed (a new broker connection, a relay failure).
+        A listener that never saw the outage (it fell between two reads of the broker state)
+        learns of it now, ahead of the next message."""
+        if endpoint not in self._subscribed:
+            return  # paused already (its RESUMED is still to come), or never started
+        for listener in self.listeners.get(endpoint, ()):
+            if listener.subscribed.is_set():
+                listener.put(PAUSED)
+                listener.put(RESUMED)
+
     def _lose(self, reason: str) -> None:
         for listeners in self.listeners.values():
             for listener in listeners:
@@ -358,6 +384,9 @@ class OpenF1Mqtt:
                     if not wanted:
                         return
                     for endpoint in sorted(wanted - subscribed):
+                        if self.redis is not None:
+                            self._gaps.add(endpoint)
+                            await self._relay(endpoint)
                         await client.subscribe(f"v1/{endpoint}")
                     for endpoint in sorted(subscribed - wanted):
                         await client.unsubscribe(f"v1/{endpoint}")
@@ -366,6 +395,8 @@ class OpenF1Mqtt:
                         self._confirm(subscribed)
                     else:  # the followers (this process's among them) learn it through Redis
                         await self._mark(True, subscribed)
+                        for endpoint in sorted(self._gaps & subscribed):
+                            await self._relay(endpoint)
                     self._changed.clear()
                     changed = asyncio.create_task(self._changed.wait())
                     done, _ = await asyncio.wait(
@@ -389,18 +420,37 @@ class OpenF1Mqtt:
             if self.redis is None:
                 self._deliver(endpoint, payload)
             else:
-                await self.redis.publish(f"{self.prefix}v1/{endpoint}", payload)
+                await self._relay(endpoint, payload)
+
+    async def _relay(self, endpoint: str, payload: bytes | bytearray | str | None = None) -> None:
+        """Republishes a message for every process, after the gap signal it owes; with no
+        `payload`, sends the signal alone. While Redis refuses, messages are dropped and owed."""
+        assert self.redis is not None
+        channel = f"{self.prefix}v1/{endpoint}"
+        async with self._relay_lock:
+            try:
+                if endpoint in self._gaps:
+                    await self.redis.publish(channel, _GAP)
+                    self._gaps.discard(endpoint)
+                if payload is not None:
+                    await self.redis.publish(channel, payload)
+            except (RedisError, OSError) as exc:
+                if endpoint not in self._gaps:
+                    logger.warning("openf1 relay unavailable", extra={"error": str(exc)})
+                self._gaps.add(endpoint)
 
     async def _wanted(self) -> set[str]:
-        """What to subscribe to: this process's topics, or with Redis everyone's."""
+        """What to subscribe to: this process's topics, or with Redis everyone's (while Redis
+        is away, what everyone wanted last, so its outage unsubscribes nobody)."""
         if self.redis is None:
             return self._wanted_here()
         try:
             now = time.time()
             members = await self.redis.zrangebyscore(self.prefix + "wanted", now, "+inf")
         except (RedisError, OSError):
-            return self._wanted_here()
-        return {m.decode() if isinstance(m, bytes) else str(m) for m in members}
+            return self._wanted_here() | self._wanted_everywhere
+        self._wanted_everywhere = {m.decode() if isinstance(m, bytes) else str(m) for m in members}
+        return self._wanted_everywhere
 
     async def _mark(self, up: bool, subscribed: Iterable[str] = ()) -> None:
         """Tells the followers whether the broker is up, and which topics it sends."""
@@ -415,21 +465,25 @@ class OpenF1Mqtt:
     # --- Redis: the lease and the relay ----------------------------------------------------
 
     async def _lease(self) -> None:
-        """Holds the connection while this process holds the lease, competing every third of
-        it; a holder that loses the lease disconnects at once."""
+        """Holds the connection while this process holds the lease, claiming it every third of
+        it. A holder that loses the lease disconnects at once; one that cannot reach Redis keeps
+        it as long as it would last there."""
         assert self.redis is not None
         key, ttl = self.prefix + "lease", int(self.lease_seconds * 1000)
         holding: asyncio.Task[None] | None = None
+        claimed = -math.inf
         try:
             while not self._closed:
+                asked = time.monotonic()
                 try:
-                    if holding is not None:
-                        mine = bool(await self.redis.eval(_RENEW, 1, key, self.identity, ttl))
-                    else:
-                        mine = bool(await self.redis.set(key, self.identity, nx=True, px=ttl))
+                    mine = bool(await self.redis.eval(_CLAIM, 1, key, self.identity, ttl))
+                    if mine:
+                        claimed = asked
                 except (RedisError, OSError):
-                    mine = False
-                if mine and holding is None:
+                    mine = holding is not None and asked - claimed < self.lease_seconds
+                if mine and (holding is None or holding.done()):
+                    if holding is not None and not holding.cancelled() and holding.exception():
+                        logger.error("openf1 broker holder failed", exc_info=holding.exception())
                     self.holder = True
                     holding = asyncio.create_task(self._hold(), name="openf1 mqtt holder")
                 elif not mine and holding is not None:
@@ -477,7 +531,7 @@ class OpenF1Mqtt:
                     up = state[:1] == ["up"]
                     relayed = set(state[1:]) if up else set()
                     self._confirm(wanted & relayed)  # the relay's channels are `wanted`
-                    deadline = time.monotonic() + 1.0
+                    deadline = time.monotonic() + self.state_check_seconds
                     while time.monotonic() < deadline:
                         message = await pubsub.get_message(
                             ignore_subscribe_messages=True, timeout=0.2
@@ -485,7 +539,11 @@ class OpenF1Mqtt:
                         if message is not None and message.get("type") == "message":
                             channel = message["channel"]
                             name = channel.decode() if isinstance(channel, bytes) else channel
-                            self._deliver(name.removeprefix(f"{self.prefix}v1/"), message["data"])
+                            endpoint = name.removeprefix(f"{self.prefix}v1/")
+                            if message["data"] == _GAP:
+                                self._gap(endpoint)
+                            else:
+                                self._deliver(endpoint, message["data"])
                 except (RedisError, OSError):
                     up = False
                     self._confirm(set())

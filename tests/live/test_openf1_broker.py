@@ -9,7 +9,7 @@ import json
 import shutil
 import socket
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import pytest
 import websockets
 
 from sessiongraph.live.openf1_mqtt import LiveFeedLost, OpenF1Mqtt
-from tests._servers import Gateway, Sandbox, free_port, wait_for_port
+from tests._servers import CuttableLink, Gateway, Sandbox, free_port, wait_for_port
 
 LAPS = "subscription { f1Laps(latest: true) { driverNumber lapNumber lapDuration } }"
 
@@ -186,6 +186,11 @@ class LapFollower:
             if lap["dateStart"] is not None:
                 self.starts.append(lap["dateStart"])
 
+    async def take_until(self, moment: datetime) -> None:
+        """Takes laps until one that began after `moment` has arrived."""
+        while not self.starts or datetime.fromisoformat(max(self.starts)) <= moment:
+            await self.take(1)
+
     async def missing(self, rows: list[dict[str, Any]]) -> set[tuple[int, int]]:
         """Laps OpenF1 serves that started within what was received and did not arrive (a
         follower hears the broker is back after newer laps, so the stream is read on until the
@@ -213,6 +218,69 @@ async def test_a_broker_pause_shorter_than_the_lease_misses_nothing(
     status = replay(sandbox, speed=60)
     # The pause never makes them give the broker up.
     gateways = patient_gateways(make_gateway, request, workers, status["broker"]["url"])
+    polls, missing = await follow_through_an_outage(sandbox, gateways, broker_running(sandbox))
+    assert missing == [set()] * workers
+    # Read once the broker was back (a follower may hear of that after newer messages).
+    assert requests_to(sandbox, "/v1/laps") > polls
+
+
+async def test_a_broker_pause_between_two_reads_of_its_state_misses_nothing(
+    make_gateway: Callable[..., Gateway], sandbox: Sandbox, request: pytest.FixtureRequest
+) -> None:
+    # Workers sharing Redis read whether the broker is up now and then; the gap signal on the
+    # relay tells them of a pause they did not see.
+    status = replay(sandbox, speed=60)
+    gateways = patient_gateways(make_gateway, request, 2, status["broker"]["url"])
+    outage = broker_running(sandbox)
+    _, missing = await follow_through_an_outage(sandbox, gateways, outage, unseen=True)
+    assert missing == [set(), set()]
+
+
+async def test_a_redis_outage_shorter_than_the_lease_misses_nothing(
+    make_gateway: Callable[..., Gateway], sandbox: Sandbox, redis_url: str
+) -> None:
+    # Cut off from Redis, the holder cannot relay what the broker sends: the gap signal tells
+    # the followers once Redis is back. The holder keeps its lease, and the broker one connection.
+    status = replay(sandbox, speed=60)
+    link = CuttableLink(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
+    try:
+        through_link = f"redis://127.0.0.1:{link.port}/0"
+        settings = account(status["broker"]["url"], cache_url=through_link)
+        gateways = [make_gateway(**settings) for _ in range(2)]
+        for gateway in gateways:
+            gateway.app.state.live.mqtt.lease_seconds = 60.0
+
+        async def redis_reachable(up: bool) -> None:
+            await asyncio.to_thread(link.restore if up else link.cut)
+
+        _, missing = await follow_through_an_outage(sandbox, gateways, redis_reachable)
+        assert missing == [set(), set()]
+        assert broker(sandbox)["connections"] == 1
+    finally:
+        link.close()
+
+
+def broker_running(sandbox: Sandbox) -> Callable[[bool], Awaitable[None]]:
+    """Stops (False) and starts (True) the emulator's MQTT broker."""
+
+    async def running(up: bool) -> None:
+        async with httpx.AsyncClient() as http:
+            control = sandbox.root("openf1") + "/__sandbox/replay/broker"
+            (await http.post(control, json={"running": up})).raise_for_status()
+
+    return running
+
+
+async def follow_through_an_outage(
+    sandbox: Sandbox,
+    gateways: list[Gateway],
+    outage: Callable[[bool], Awaitable[None]],
+    *,
+    unseen: bool = False,
+) -> tuple[int, list[set[tuple[int, int]]]]:
+    """Follows the replay's laps on each gateway through a 3 s `outage` (called with False,
+    then True; `unseen`: no follower reads the broker state meanwhile); the laps requests made
+    before it ended and, per gateway, the laps that never arrived."""
     async with contextlib.AsyncExitStack() as stack:
         followers = []
         for gateway in gateways:
@@ -224,18 +292,37 @@ async def test_a_broker_pause_shorter_than_the_lease_misses_nothing(
         async with asyncio.timeout(60):
             await asyncio.gather(*(follower.start() for follower in followers))
             await asyncio.gather(*(follower.take(10) for follower in followers))
+            if unseen:
+                await stop_reading_the_broker_state(gateways)
+            await outage(False)
+            polls = requests_to(sandbox, "/v1/laps")
+            await asyncio.sleep(3)  # laps go on meanwhile; none of them reach the gateways
+            await outage(True)
             async with httpx.AsyncClient() as http:
-                control = sandbox.root("openf1") + "/__sandbox/replay/broker"
-                await http.post(control, json={"running": False})
-                polls = requests_to(sandbox, "/v1/laps")
-                await asyncio.sleep(3)  # laps go on meanwhile; the broker sends none of them
-                await http.post(control, json={"running": True})
-            await asyncio.gather(*(follower.take(40) for follower in followers))
+                resumed = (await http.get(sandbox.root("openf1") + "/__sandbox/replay")).json()
+            # Laps buffered before the pause come first: read on to laps begun after it.
+            past = datetime.fromisoformat(resumed["clock"])
+            await asyncio.gather(*(follower.take_until(past) for follower in followers))
         rows = await rows_now(sandbox, "laps")
         missing = await asyncio.gather(*(follower.missing(rows) for follower in followers))
-    assert missing == [set()] * workers
-    # Read once the broker was back (a follower may hear of that after newer messages).
-    assert requests_to(sandbox, "/v1/laps") > polls
+    return polls, missing
+
+
+async def stop_reading_the_broker_state(gateways: list[Gateway]) -> None:
+    """Once the relay sends every listener its topic, the gateways read the broker state no
+    more, as if an outage fell between two reads."""
+    for gateway in gateways:
+        mqtt = gateway.app.state.live.mqtt
+        async with asyncio.timeout(10):
+            # The events belong to the gateway's loop, in its own thread: look, do not await.
+            while not all(  # noqa: ASYNC110
+                listener.subscribed.is_set()
+                for listeners in list(mqtt.listeners.values())
+                for listener in listeners
+            ):
+                await asyncio.sleep(0.05)
+        mqtt.state_check_seconds = 600.0
+    await asyncio.sleep(1.5)  # the reads under way end; the next is ten minutes away
 
 
 async def rows_now(sandbox: Sandbox, collection: str) -> list[dict[str, Any]]:
