@@ -188,8 +188,15 @@ class CuttableLink:
         self._thread.run(restore)
 
     def close(self) -> None:
-        self.cut()
-        self._server.close()
+        async def close() -> None:
+            self._cut = True
+            self._server.close()
+            for transport in list(self._transports):
+                transport.abort()  # type: ignore[attr-defined]
+            await self._server.wait_closed()
+            await asyncio.sleep(0.1)  # the aborted transports' sockets close on the next turns
+
+        self._thread.run(close)
         self._thread.close()
 
 
