@@ -87,6 +87,9 @@ async def socket(
     gateway: Gateway, payload: dict[str, Any] | None = None, **options: Any
 ) -> AsyncIterator[Socket]:
     url = gateway.url.replace("http://", "ws://") + "/graphql"
+    # Unbounded: with websockets' queue full the client stops reading, and closing a socket
+    # whose other subscriptions' events went unread would wait 10 s for the close frame.
+    options.setdefault("max_queue", None)
     async with websockets.connect(url, subprotocols=["graphql-transport-ws"], **options) as ws:
         client = Socket(ws)
         await client.send({"type": "connection_init", "payload": payload or {}})
