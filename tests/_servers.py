@@ -173,13 +173,13 @@ class CuttableLink:
         )
         self._transports -= ends
 
-    def cut(self) -> None:
-        async def cut() -> None:
-            self._cut = True
-            for transport in list(self._transports):
-                transport.abort()  # type: ignore[attr-defined]
+    async def _cut_all(self) -> None:
+        self._cut = True
+        for transport in list(self._transports):
+            transport.abort()  # type: ignore[attr-defined]
 
-        self._thread.run(cut)
+    def cut(self) -> None:
+        self._thread.run(self._cut_all)
 
     def restore(self) -> None:
         async def restore() -> None:
@@ -189,10 +189,8 @@ class CuttableLink:
 
     def close(self) -> None:
         async def close() -> None:
-            self._cut = True
             self._server.close()
-            for transport in list(self._transports):
-                transport.abort()  # type: ignore[attr-defined]
+            await self._cut_all()
             await self._server.wait_closed()
             await asyncio.sleep(0.1)  # the aborted transports' sockets close on the next turns
 

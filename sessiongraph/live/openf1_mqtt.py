@@ -300,13 +300,11 @@ class OpenF1Mqtt:
     def _gap(self, endpoint: str) -> None:
         """Messages of `endpoint` were not relayed (a new broker connection, a relay failure).
         A listener that never saw the outage (it fell between two reads of the broker state)
-        learns of it now, ahead of the next message."""
-        if endpoint not in self._subscribed:
-            return  # paused already (its RESUMED is still to come), or never started
-        for listener in self.listeners.get(endpoint, ()):
-            if listener.subscribed.is_set():
-                listener.put(PAUSED)
-                listener.put(RESUMED)
+        learns of it now, ahead of the next message: a pause and a resumption at once."""
+        # Not sent here: paused already (its RESUMED is still to come), or never started.
+        if endpoint in self._subscribed:
+            self._confirm(self._subscribed - {endpoint})
+            self._confirm(self._subscribed | {endpoint})
 
     def _lose(self, reason: str) -> None:
         for listeners in self.listeners.values():

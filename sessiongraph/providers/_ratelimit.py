@@ -90,6 +90,10 @@ class RateLimiter:
             yield place
         finally:
             place.answered()
+            await self._end(place)
+
+    async def _end(self, place: Place) -> None:
+        """Where the windows are kept elsewhere, tells them when `place` was answered."""
 
     async def _take(self) -> Place:
         # One waiter at a time keeps starts in FIFO order, so no request starves.
@@ -142,6 +146,16 @@ return {0, 0}
 _POLL_SECONDS = 0.025
 
 
+class _SharedPlace(Place):
+    """A place in the windows kept in Redis, under its member name there."""
+
+    __slots__ = ("member",)
+
+    def __init__(self, member: str) -> None:
+        super().__init__(None)
+        self.member = member
+
+
 class SharedRateLimiter(RateLimiter):
     """The same limits, kept in Redis for every worker; local limits while Redis is down.
 
@@ -166,31 +180,23 @@ class SharedRateLimiter(RateLimiter):
         self._script = client.register_script(_SLIDING_LOG)
         self._shared_lock = asyncio.Lock()
 
-    @asynccontextmanager
-    async def hold(self) -> AsyncIterator[Place]:
-        if not self.enabled:
-            yield Place(None, answered_at=-math.inf)
-            return
-        member = uuid.uuid4().hex
+    async def _take(self) -> Place:
         try:
-            await self._take_shared(member)
+            return await self._take_shared(uuid.uuid4().hex)
         except (RedisError, OSError):
             logger.warning("redis rate limit unavailable; limiting this process alone")
-            async with super().hold() as place:
-                yield place
-            return
-        place = Place(None)
-        try:
-            yield place
-        finally:
-            place.answered()
-            answered_ms = int((time.time() - (time.monotonic() - place.answered_at)) * 1000)
-            try:
-                await self._client.zadd(self._key, {member: answered_ms}, xx=True)
-            except (RedisError, OSError):
-                logger.warning("redis rate limit unavailable; a place is kept until it expires")
+            return await super()._take()
 
-    async def _take_shared(self, member: str) -> None:
+    async def _end(self, place: Place) -> None:
+        if not isinstance(place, _SharedPlace):
+            return  # taken here alone while Redis was away
+        answered_ms = int((time.time() - (time.monotonic() - place.answered_at)) * 1000)
+        try:
+            await self._client.zadd(self._key, {place.member: answered_ms}, xx=True)
+        except (RedisError, OSError):
+            logger.warning("redis rate limit unavailable; a place is kept until it expires")
+
+    async def _take_shared(self, member: str) -> _SharedPlace:
         async with self._shared_lock:
             while True:
                 wait_ms, unanswered = await self._script(
@@ -206,6 +212,6 @@ class SharedRateLimiter(RateLimiter):
                     ],
                 )
                 if not wait_ms and not unanswered:
-                    return
+                    return _SharedPlace(member)
                 # An answer in another process ends its place at a time we cannot foresee.
                 await asyncio.sleep(max(int(wait_ms) / 1000, _POLL_SECONDS if unanswered else 0))
